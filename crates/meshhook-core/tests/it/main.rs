@@ -1,0 +1,4 @@
+//! Integration tests of meshhook-core (one test binary, per the repo's
+//! convention).
+
+mod jmespath_compliance;

@@ -1,0 +1,33 @@
+//! All of MeshHook's SQL lives here: the forward-only migrations runner, the
+//! pgmq-style durable queue, the event log and the repositories, plus the
+//! embedded PostgreSQL cluster that `meshhook dev` and the tests start when
+//! no `DATABASE_URL` is given.
+//!
+//! Every data function takes an executor (`impl PgExecutor`) so callers
+//! compose several of them in one transaction. This crate knows nothing of
+//! HTTP; it must not depend on axum or reqwest.
+
+pub mod embedded;
+pub mod migrate;
+pub mod partitions;
+pub mod pool;
+pub mod queue;
+pub mod testing;
+
+pub use pool::{connect, PoolOptions};
+pub use sqlx::{PgPool, Postgres, Transaction};
+
+/// Errors from the data layer that callers can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration {version} ({name}) was changed after it was applied; migrations are forward-only, add a new one instead")]
+    MigrationChanged { version: i64, name: String },
+    #[error("the database has migration {0} applied, which this build does not know; run a newer MeshHook")]
+    MigrationUnknown(i64),
+    #[error("queue {0:?} does not exist")]
+    UnknownQueue(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,146 @@
+//! Configuration: one struct, read from environment variables (flags mirror
+//! them), checked once at start-up and passed down. `.env.example` lists
+//! every variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use meshhook_db::embedded::{Cluster, Options};
+use meshhook_db::{PgPool, PoolOptions};
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (production).
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// PostgreSQL URL. Unset in `dev`: a private cluster is started under the data dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Port to serve on (API, or health and metrics for workers).
+    #[arg(long, env = "PORT", default_value_t = 8080, global = true)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, env = "MESHHOOK_BIND", default_value = "0.0.0.0", global = true)]
+    pub bind: std::net::IpAddr,
+    /// Where `dev` keeps its private PostgreSQL cluster and generated keys.
+    #[arg(long, env = "MESHHOOK_DATA_DIR", default_value = "./.meshhook", global = true)]
+    pub data_dir: PathBuf,
+    /// Public base URL of this deployment, used in webhook URLs (default http://localhost:PORT).
+    #[arg(long, env = "MESHHOOK_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// HS256 secret for access tokens (a Supabase project's JWT secret works). `dev` generates one.
+    #[arg(long, env = "MESHHOOK_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Key-encryption key for secrets: base64 of 32 bytes, optionally `id:base64`. `dev` generates one.
+    #[arg(long, env = "MESHHOOK_KEK", global = true, hide_env_values = true)]
+    pub kek: Option<String>,
+    /// Comma-separated CIDRs or host names the executor may call despite the SSRF guard.
+    #[arg(long, env = "MESHHOOK_EGRESS_ALLOWLIST", default_value = "", global = true)]
+    pub egress_allowlist: String,
+    /// Database connections per process.
+    #[arg(long, env = "MESHHOOK_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub pool_size: u32,
+    /// Serve the SPA from this built directory instead of the embedded copy.
+    #[arg(long, env = "MESHHOOK_SPA_DIR", global = true)]
+    pub spa_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "MESHHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// An open database, with the private cluster behind it when there is one
+/// (dropping it stops the cluster).
+pub struct Database {
+    pub pool: PgPool,
+    pub cluster: Option<Cluster>,
+}
+
+impl Config {
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.port)
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{}", self.port))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    pub fn pool_options(&self, application_name: &str) -> PoolOptions {
+        PoolOptions {
+            max_connections: self.pool_size.max(2),
+            application_name: application_name.to_owned(),
+            ..PoolOptions::default()
+        }
+    }
+
+    pub fn api_settings(&self) -> meshhook_api::Settings {
+        meshhook_api::Settings {
+            public_url: self.public_url(),
+            spa: match &self.spa_dir {
+                Some(dir) => meshhook_api::spa::Source::Dir(dir.clone()),
+                None => meshhook_api::spa::Source::Embedded,
+            },
+        }
+    }
+
+    /// Connects to `DATABASE_URL` (required by the separate roles).
+    pub async fn database(&self) -> anyhow::Result<Database> {
+        let url = self
+            .database_url
+            .clone()
+            .context("DATABASE_URL is not set (only `meshhook dev` starts a private PostgreSQL)")?;
+        let pool = meshhook_db::connect(&url, &self.pool_options("meshhook"))
+            .await
+            .context("connecting to DATABASE_URL")?;
+        Ok(Database { pool, cluster: None })
+    }
+
+    /// `DATABASE_URL` when set; otherwise the private cluster under the
+    /// data dir, started now. Migrations run either way.
+    pub async fn database_or_embedded(&self) -> anyhow::Result<Database> {
+        let db = if self.database_url.is_some() {
+            self.database().await?
+        } else {
+            tracing::info!(data_dir = %self.data_dir.display(), "DATABASE_URL unset: starting a private PostgreSQL");
+            let cluster = Cluster::start_async(Options::new(&self.data_dir)).await?;
+            let url = cluster.url();
+            let pool = meshhook_db::connect(&url, &self.pool_options("meshhook-dev"))
+                .await
+                .context("connecting to the private PostgreSQL")?;
+            tracing::info!(port = cluster.port(), "private PostgreSQL ready");
+            Database {
+                pool,
+                cluster: Some(cluster),
+            }
+        };
+        let report = meshhook_db::migrate::run(&db.pool).await.context("migrating the database")?;
+        if !report.applied.is_empty() {
+            tracing::info!(applied = ?report.applied, "migrations applied");
+        }
+        meshhook_db::partitions::maintain(&db.pool)
+            .await
+            .context("creating event partitions")?;
+        Ok(db)
+    }
+}
+
+/// Logging: `RUST_LOG` picks levels per module (default info).
+pub fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
