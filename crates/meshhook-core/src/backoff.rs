@@ -27,8 +27,7 @@ pub fn delay(
     let exponent = attempt.saturating_sub(1).min(63);
     let ceiling_ms = policy
         .base_ms
-        .checked_mul(1u64 << exponent)
-        .unwrap_or(u64::MAX)
+        .saturating_mul(1u64 << exponent)
         .min(policy.max_ms);
     let unit = if random_unit.is_finite() {
         random_unit.clamp(0.0, 1.0)

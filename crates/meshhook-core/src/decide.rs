@@ -35,6 +35,10 @@ use crate::state::{FoldError, RunState, StepStatus, Wait, millis};
 use crate::{expr, template};
 
 /// Work for the outside world.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "short-lived values, built once per decision and serialized"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {

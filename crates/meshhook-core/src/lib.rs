@@ -12,7 +12,8 @@
 //! - [`expr`] (JMESPath) and [`template`] (`{{ expr }}` in strings, symbolic
 //!   secrets).
 //! - [`event`] (the run log), [`state`] (`fold`: log -> state) and
-//!   [`decide`] (state + now -> events + commands).
+//!   [`decide`](mod@decide) (state + now -> events + commands); [`replay`] checks a log
+//!   against `decide` and builds resumed runs.
 //! - [`backoff`] and [`breaker`]: pure retry timing and circuit breaking for
 //!   the HTTP executor.
 
@@ -23,6 +24,7 @@ pub mod definition;
 pub mod event;
 pub mod expr;
 pub mod node_types;
+pub mod replay;
 pub mod state;
 pub mod template;
 pub mod validate;

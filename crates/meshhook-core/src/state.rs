@@ -83,6 +83,18 @@ impl StepStatus {
         )
     }
 
+    /// The status as stored and shown (`"retrying"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Retrying => "retrying",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+
     /// Whether the step is in progress (running or retrying).
     pub fn is_active(self) -> bool {
         matches!(self, StepStatus::Running | StepStatus::Retrying)

@@ -92,17 +92,31 @@ pub struct Cluster {
     _lock: File,
 }
 
-/// Finds the directory holding `initdb`, `pg_ctl` and `postgres`.
+/// Finds the directory holding `initdb`, `pg_ctl` and `postgres`:
+/// `MESHHOOK_PG_BIN`, then `PATH`, then `/usr/lib/postgresql/*/bin`.
 pub fn find_binaries() -> Result<PathBuf> {
+    find_binaries_in(
+        std::env::var_os("MESHHOOK_PG_BIN").map(PathBuf::from),
+        std::env::var_os("PATH"),
+        Path::new("/usr/lib/postgresql"),
+    )
+}
+
+/// [`find_binaries`] with its inputs spelled out.
+pub fn find_binaries_in(
+    explicit: Option<PathBuf>,
+    path: Option<std::ffi::OsString>,
+    debian_root: &Path,
+) -> Result<PathBuf> {
     let complete = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
-    if let Some(dir) = std::env::var_os("MESHHOOK_PG_BIN").map(PathBuf::from) {
+    if let Some(dir) = explicit {
         if complete(&dir) {
             return Ok(dir);
         }
     }
     // PATH first: a `pg_ctl` there may be a symlink; resolve it to the real
     // bin dir, where `postgres` sits next to it.
-    if let Some(path) = std::env::var_os("PATH") {
+    if let Some(path) = path {
         for dir in std::env::split_paths(&path) {
             let pg_ctl = dir.join("pg_ctl");
             if let Ok(real) = fs::canonicalize(&pg_ctl) {
@@ -115,7 +129,7 @@ pub fn find_binaries() -> Result<PathBuf> {
         }
     }
     // Debian/Ubuntu layout: the newest major version wins.
-    let mut found: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut found: Vec<(u32, PathBuf)> = fs::read_dir(debian_root)
         .into_iter()
         .flatten()
         .flatten()
