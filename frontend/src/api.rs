@@ -63,20 +63,28 @@ pub async fn readiness() -> Result<(), Error> {
 }
 
 /// Turns a non-success response into an [`Error::Status`], keeping the API's
-/// `code`/`detail` when the body is the standard error shape.
+/// `code`/`detail` when the body is the standard error shape, else a short
+/// plain-text body, else the status text (never an HTML error page).
 async fn status_error(response: Response) -> Error {
     let status = response.status();
+    let status_text = response.status_text();
     let body = response.text().await.unwrap_or_default();
-    match serde_json::from_str::<ErrorBody>(&body) {
-        Ok(ErrorBody { code, detail }) => Error::Status {
+    if let Ok(ErrorBody { code, detail }) = serde_json::from_str::<ErrorBody>(&body) {
+        return Error::Status {
             status,
             code: Some(code),
             detail,
-        },
-        Err(_) => Error::Status {
-            status,
-            code: None,
-            detail: body.trim().chars().take(200).collect(),
-        },
+        };
+    }
+    let body = body.trim();
+    let detail = if !body.is_empty() && !body.starts_with('<') && body.len() <= 200 {
+        body.to_owned()
+    } else {
+        status_text
+    };
+    Error::Status {
+        status,
+        code: None,
+        detail,
     }
 }

@@ -5,9 +5,9 @@
 //! [`Browser`] ends the session, stops chromedriver and deletes the profile;
 //! [`Browser::quit`] does the same without blocking the runtime.
 //!
-//! Binaries: `MESHHOOK_CHROMIUM` (default `/usr/bin/chromium`) and
-//! `MESHHOOK_CHROMEDRIVER` (default `chromedriver` on `PATH`); `cargo xtask`
-//! installs both (`apt-get install chromium chromium-driver`).
+//! Binaries: `CHROMIUM` (default `/usr/bin/chromium`) and `CHROMEDRIVER`
+//! (default `chromedriver` on `PATH`); `cargo xtask test` installs both
+//! (`apt-get install chromium chromium-driver`) and sets these variables.
 
 use std::ffi::OsString;
 use std::net::TcpListener;
@@ -176,11 +176,11 @@ pub fn screenshot_dir() -> PathBuf {
 }
 
 fn chromium_binary() -> String {
-    std::env::var("MESHHOOK_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
 }
 
 fn chromedriver_binary() -> OsString {
-    std::env::var_os("MESHHOOK_CHROMEDRIVER").unwrap_or_else(|| "chromedriver".into())
+    std::env::var_os("CHROMEDRIVER").unwrap_or_else(|| "chromedriver".into())
 }
 
 /// A running chromedriver; killed on drop.

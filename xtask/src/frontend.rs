@@ -20,11 +20,11 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The frontend's package (and binary) name: cargo writes
 /// `<target>/wasm32-unknown-unknown/<profile>/meshhook-frontend.wasm`.
 const PACKAGE: &str = "meshhook-frontend";
-/// The stem wasm-bindgen gives `dist/<stem>.js` and `dist/<stem>_bg.wasm`;
-/// `frontend/index.html` imports `/meshhook_frontend.js`.
+/// The stem wasm-bindgen gives `<stem>.js` and `<stem>_bg.wasm`;
+/// `frontend/index.html` refers to `/meshhook_frontend.js`,
+/// `/meshhook_frontend_bg.wasm` and `/style.css`, which the build rewrites to
+/// content-hashed names.
 const OUT_NAME: &str = "meshhook_frontend";
-/// Static files copied verbatim from `frontend/` into `dist/`.
-const STATIC_FILES: [&str; 2] = ["index.html", "style.css"];
 /// The npm package providing a working `wasm-opt`.
 const BINARYEN_NPM: &str = "binaryen@132";
 
@@ -121,15 +121,27 @@ pub fn ensure_wasm_opt() -> Result<Option<PathBuf>> {
 /// Builds the SPA into `frontend/dist/` and returns that directory: the
 /// wasm build (profile `wasm-release` when `release`, else `dev`),
 /// `wasm-bindgen --target web`, `wasm-opt -Oz` (release only, when
-/// available), then the static files. Prints the `.wasm`'s raw and gzip size.
+/// available), then `index.html` pointing at content-hashed file names
+/// (`meshhook_frontend-<hash>.js`, `meshhook_frontend_bg-<hash>.wasm`,
+/// `style-<hash>.css`) so they can be cached for long. Prints the `.wasm`'s
+/// raw and gzip size.
+///
+/// Everything is assembled in the target directory first, so `dist/` is
+/// only briefly incomplete and a failed build leaves the previous one alone.
 pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
-    let started = SystemTime::now();
-    ensure_wasm_target()?;
+    // Recorded before compiling: sources saved during the build must still
+    // count as changed afterwards, and a failed build must not count as
+    // changed again until a source changes (see `spa_sources_changed_since`).
+    let target = target_dir(root);
+    let attempt = attempt_stamp(root);
+    fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
+    fs::write(&attempt, b"").with_context(|| format!("writing {}", attempt.display()))?;
+    let started = modified(&attempt).unwrap_or_else(SystemTime::now);
 
+    ensure_wasm_target()?;
     let profile = if release { "wasm-release" } else { "dev" };
     println!("xtask: building {PACKAGE} for {WASM_TARGET} (profile {profile})");
-    let mut build = Command::new(cargo());
-    build.current_dir(root).args([
+    run(Command::new(cargo()).current_dir(root).args([
         "build",
         "-p",
         PACKAGE,
@@ -137,30 +149,25 @@ pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
         WASM_TARGET,
         "--profile",
         profile,
-    ]);
-    run(&mut build)?;
-
+    ]))?;
     // Cargo names the `dev` profile's directory `debug`.
-    let profile_dir = if release { "wasm-release" } else { "debug" };
-    let wasm = target_dir(root)
+    let out_dir = target
         .join(WASM_TARGET)
-        .join(profile_dir)
-        .join(format!("{PACKAGE}.wasm"));
+        .join(if release { "wasm-release" } else { "debug" });
+    let wasm = out_dir.join(format!("{PACKAGE}.wasm"));
     ensure!(
         wasm.is_file(),
         "the build did not produce {}",
         wasm.display()
     );
 
-    let wasm_bindgen = ensure_wasm_bindgen(root)?;
-    let frontend = root.join("frontend");
-    let dist = frontend.join("dist");
-    if dist.exists() {
-        fs::remove_dir_all(&dist).with_context(|| format!("clearing {}", dist.display()))?;
+    let staging = out_dir.join("spa-dist");
+    if staging.exists() {
+        fs::remove_dir_all(&staging).with_context(|| format!("clearing {}", staging.display()))?;
     }
-    fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
-
-    println!("xtask: generating JS bindings into {}", dist.display());
+    fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let wasm_bindgen = ensure_wasm_bindgen(root)?;
+    println!("xtask: generating JS bindings");
     run(Command::new(&wasm_bindgen)
         .args([
             "--target",
@@ -170,9 +177,9 @@ pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
             OUT_NAME,
             "--out-dir",
         ])
-        .arg(&dist)
+        .arg(&staging)
         .arg(&wasm))?;
-    let bundle = dist.join(format!("{OUT_NAME}_bg.wasm"));
+    let bundle = staging.join(format!("{OUT_NAME}_bg.wasm"));
     ensure!(
         bundle.is_file(),
         "wasm-bindgen did not write {}",
@@ -180,8 +187,8 @@ pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
     );
 
     if release && let Some(wasm_opt) = ensure_wasm_opt()? {
-        println!("xtask: optimising {} with wasm-opt -Oz", bundle.display());
-        let optimised = dist.join(format!("{OUT_NAME}_bg.opt.wasm"));
+        println!("xtask: optimising the wasm with wasm-opt -Oz");
+        let optimised = staging.join(format!("{OUT_NAME}_bg.opt.wasm"));
         run(Command::new(&wasm_opt)
             .arg("-Oz")
             .arg(&bundle)
@@ -191,42 +198,134 @@ pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
             .with_context(|| format!("replacing {}", bundle.display()))?;
     }
 
-    for name in STATIC_FILES {
-        let from = frontend.join(name);
-        let to = dist.join(name);
+    let assets = fingerprint(&staging, &root.join("frontend"))?;
+
+    let dist = root.join("frontend").join("dist");
+    if dist.exists() {
+        fs::remove_dir_all(&dist).with_context(|| format!("clearing {}", dist.display()))?;
+    }
+    fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
+    // index.html last, so it never names a file that is not there yet.
+    for name in [&assets.js, &assets.wasm, &assets.css, "index.html"] {
+        let (from, to) = (staging.join(name), dist.join(name));
         fs::copy(&from, &to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     }
-    // Stamp index.html with the build's start time, so a source edited while
-    // this build ran still counts as newer (see `spa_sources_changed_since`).
     fs::File::options()
         .write(true)
         .open(dist.join("index.html"))
         .and_then(|file| file.set_modified(started))
         .context("stamping dist/index.html")?;
 
-    let (raw, gzip) = sizes(&bundle)?;
+    let (raw, gzip) = sizes(&dist.join(&assets.wasm))?;
     println!(
-        "xtask: SPA ready in {}: {OUT_NAME}_bg.wasm {} raw, {} gzip",
+        "xtask: SPA ready in {}: {} {} raw, {} gzip",
         dist.display(),
+        assets.wasm,
         kib(raw),
         kib(gzip)
     );
     Ok(dist)
 }
 
-/// Whether any SPA source is newer than the last build in `dist` (or there is
-/// no build): files under `frontend/src` and `crates/meshhook-core/src`,
-/// `frontend/Cargo.toml`, `frontend/index.html` and `frontend/style.css`.
+/// The SPA's files in `dist/` besides `index.html`, by their hashed names.
+struct Assets {
+    js: String,
+    wasm: String,
+    css: String,
+}
+
+/// Gives the wasm, the JS glue and the stylesheet in `staging` content-hashed
+/// names, points the JS at the new wasm name and writes `staging/index.html`
+/// from `frontend/index.html` pointing at the new names.
+fn fingerprint(staging: &Path, frontend: &Path) -> Result<Assets> {
+    let read = |path: &Path| fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let write = |path: &Path, bytes: &[u8]| {
+        fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    };
+    let hashed =
+        |stem: &str, ext: &str, bytes: &[u8]| format!("{stem}-{:012x}.{ext}", fnv1a(bytes) >> 16);
+
+    let wasm_old = format!("{OUT_NAME}_bg.wasm");
+    let wasm_bytes = read(&staging.join(&wasm_old))?;
+    let wasm_new = hashed(&format!("{OUT_NAME}_bg"), "wasm", &wasm_bytes);
+    write(&staging.join(&wasm_new), &wasm_bytes)?;
+
+    let js_old = format!("{OUT_NAME}.js");
+    let js =
+        String::from_utf8(read(&staging.join(&js_old))?).context("the JS glue is not UTF-8")?;
+    ensure!(
+        js.contains(&wasm_old),
+        "the JS glue does not mention {wasm_old}; wasm-bindgen's output changed"
+    );
+    let js = js.replace(&wasm_old, &wasm_new);
+    let js_new = hashed(OUT_NAME, "js", js.as_bytes());
+    write(&staging.join(&js_new), js.as_bytes())?;
+
+    let css = read(&frontend.join("style.css"))?;
+    let css_new = hashed("style", "css", &css);
+    write(&staging.join(&css_new), &css)?;
+
+    let index_path = frontend.join("index.html");
+    let mut index = String::from_utf8(read(&index_path)?).context("index.html is not UTF-8")?;
+    for (old, new) in [
+        (&js_old, &js_new),
+        (&wasm_old, &wasm_new),
+        (&"style.css".to_owned(), &css_new),
+    ] {
+        let reference = format!("/{old}");
+        ensure!(
+            index.contains(&reference),
+            "{} does not reference {reference}",
+            index_path.display()
+        );
+        index = index.replace(&reference, &format!("/{new}"));
+    }
+    write(&staging.join("index.html"), index.as_bytes())?;
+
+    for old in [&wasm_old, &js_old] {
+        fs::remove_file(staging.join(old)).with_context(|| format!("removing staged {old}"))?;
+    }
+    Ok(Assets {
+        js: js_new,
+        wasm: wasm_new,
+        css: css_new,
+    })
+}
+
+/// 64-bit FNV-1a: a stable content hash for file names (not for security).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Touched when a build starts: `<target>/meshhook-frontend.build-started`.
+fn attempt_stamp(root: &Path) -> PathBuf {
+    target_dir(root).join(format!("{PACKAGE}.build-started"))
+}
+
+/// Whether any SPA source changed since the last build into `dist`, or the
+/// last attempt if that failed (so a broken build is not retried until a
+/// source changes again); true when there was neither. Sources: files under
+/// `frontend/src` and `crates/meshhook-core/src`, `frontend/Cargo.toml`,
+/// `frontend/index.html` and `frontend/style.css`.
 pub fn spa_sources_changed_since(root: &Path, dist: &Path) -> bool {
-    let Some(built) = modified(&dist.join("index.html")) else {
+    let Some(built) = [dist.join("index.html"), attempt_stamp(root)]
+        .iter()
+        .filter_map(|path| modified(path))
+        .max()
+    else {
         return true;
     };
     let frontend = root.join("frontend");
-    let mut sources = vec![frontend.join("Cargo.toml")];
-    sources.extend(STATIC_FILES.iter().map(|name| frontend.join(name)));
-    sources.push(frontend.join("src"));
-    sources.push(root.join("crates").join("meshhook-core").join("src"));
+    let sources = [
+        frontend.join("Cargo.toml"),
+        frontend.join("index.html"),
+        frontend.join("style.css"),
+        frontend.join("src"),
+        root.join("crates").join("meshhook-core").join("src"),
+    ];
     sources
         .iter()
         .filter_map(|path| newest_modified(path))

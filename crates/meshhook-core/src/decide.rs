@@ -299,7 +299,7 @@ impl Decider<'_> {
                     let key = match &cfg.idempotency_key {
                         Some(t) => template::render_text(t, &ctx)
                             .map_err(|e| format!("idempotency_key {e}"))?,
-                        None => format!("{}:{}", self.state.run_id, node.id),
+                        None => format!("{}-{}", self.state.run_id, node.id),
                     };
                     Ok((request, key))
                 });

@@ -7,12 +7,16 @@
 //! compose several of them in one transaction. This crate knows nothing of
 //! HTTP; it must not depend on axum or reqwest.
 
+pub mod breakers;
 pub mod embedded;
 pub mod migrate;
 pub mod partitions;
 pub mod pool;
 pub mod queue;
+pub mod runs;
 pub mod testing;
+pub mod workflows;
+pub mod vault;
 
 pub use pool::{connect, PoolOptions};
 pub use sqlx::{PgPool, Postgres, Transaction};
@@ -28,6 +32,10 @@ pub enum Error {
     MigrationUnknown(i64),
     #[error("queue {0:?} does not exist")]
     UnknownQueue(String),
+    #[error("run {run_id}: another writer appended after seq {expected_last_seq}")]
+    SeqConflict { run_id: uuid::Uuid, expected_last_seq: i64 },
+    #[error("stored data does not decode: {0}")]
+    Corrupt(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

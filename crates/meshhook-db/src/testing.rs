@@ -82,10 +82,22 @@ impl TestDb {
         Self::try_new().await.expect("creating a test database")
     }
 
+    /// Creates a fresh, empty database (no migrations applied), for tests
+    /// of the migration path itself.
+    pub async fn empty() -> Self {
+        Self::try_create(None).await.expect("creating an empty test database")
+    }
+
     async fn try_new() -> Result<Self> {
         let admin = server_url().await;
         let template = format!("meshhook_tmpl_{}", migrate::fingerprint());
         ensure_template(&admin, &template).await?;
+        Self::try_create(Some(&template)).await
+    }
+
+    async fn try_create(template: Option<&str>) -> Result<Self> {
+        let admin = server_url().await;
+        let template = template.unwrap_or("template0");
 
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin).await?;

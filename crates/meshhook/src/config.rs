@@ -55,6 +55,10 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// While `dev` runs its private cluster, the cluster's URL is kept in this
+/// file under the data dir (mode 0600) so tools can reach it.
+pub const DEV_URL_FILE: &str = "dev-url";
+
 /// An open database, with the private cluster behind it when there is one
 /// (dropping it stops the cluster).
 pub struct Database {
@@ -103,6 +107,20 @@ impl Config {
             .await
             .context("connecting to DATABASE_URL")?;
         Ok(Database { pool, cluster: None })
+    }
+
+    /// For one-shot tools (`replay`): `DATABASE_URL`, else the running
+    /// `dev`'s private cluster (its URL is in `<data dir>/dev-url`), else
+    /// the private cluster started now.
+    pub async fn database_for_tool(&self) -> anyhow::Result<Database> {
+        if self.database_url.is_none() {
+            if let Ok(url) = std::fs::read_to_string(self.data_dir.join(DEV_URL_FILE)) {
+                if let Ok(pool) = meshhook_db::connect(url.trim(), &self.pool_options("meshhook-tool")).await {
+                    return Ok(Database { pool, cluster: None });
+                }
+            }
+        }
+        self.database_or_embedded().await
     }
 
     /// `DATABASE_URL` when set; otherwise the private cluster under the

@@ -28,16 +28,22 @@ fn persistent_key(data_dir: &Path, name: &str) -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let key = base64::engine::general_purpose::STANDARD.encode(bytes);
+    write_private(&path, &key)?;
+    tracing::info!(file = %path.display(), "generated a development key");
+    Ok(key)
+}
+
+/// Writes `content` to `path`, readable by the owner only.
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(key.as_bytes())?;
-    tracing::info!(file = %path.display(), "generated a development key");
-    Ok(key)
+    f.write_all(content.as_bytes())?;
+    Ok(())
 }
 
 pub async fn run(mut cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -49,6 +55,10 @@ pub async fn run(mut cfg: Config, shutdown: CancellationToken) -> anyhow::Result
         cfg.kek = Some(format!("dev:{}", persistent_key(&cfg.data_dir, "kek")?));
     }
     let db = cfg.database_or_embedded().await?;
+    let url_file = cfg.data_dir.join(crate::config::DEV_URL_FILE);
+    if let Some(cluster) = &db.cluster {
+        write_private(&url_file, &cluster.url())?;
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen_addr())
         .await
         .with_context(|| format!("binding {} (set PORT to use another port)", cfg.listen_addr()))?;
@@ -57,7 +67,7 @@ pub async fn run(mut cfg: Config, shutdown: CancellationToken) -> anyhow::Result
         pool: db.pool.clone(),
         settings: Arc::new(cfg.api_settings()),
     };
-    let orchestrator = meshhook_orchestrator::Context { pool: db.pool.clone() };
+    let orchestrator = meshhook_orchestrator::Context::new(db.pool.clone());
     let executor = meshhook_executor::Context { pool: db.pool.clone() };
 
     println!("MeshHook is running at {}  (Ctrl-C to stop)", cfg.public_url());
@@ -68,6 +78,7 @@ pub async fn run(mut cfg: Config, shutdown: CancellationToken) -> anyhow::Result
     )
     .0;
     db.pool.close().await;
+    let _ = fs::remove_file(&url_file);
     if let Some(mut cluster) = db.cluster {
         tokio::task::spawn_blocking(move || cluster.stop())
             .await

@@ -8,6 +8,7 @@ mod bench;
 mod config;
 mod dev;
 mod ops;
+mod replay;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -37,6 +38,8 @@ enum Command {
     Executor,
     /// Applies pending database migrations and exits.
     Migrate,
+    /// Checks that runs replay deterministically from their event logs.
+    Replay(replay::Args),
     /// Benchmarks against the configured (or a private) database.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -79,7 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Orchestrator => {
             let db = cfg.database().await?;
-            let ctx = meshhook_orchestrator::Context { pool: db.pool.clone() };
+            let ctx = meshhook_orchestrator::Context::new(db.pool.clone());
             ops::run_worker("orchestrator", &cfg, db.pool.clone(), shutdown.clone(), async move {
                 meshhook_orchestrator::run(ctx, shutdown).await;
             })
@@ -112,6 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Replay(args) => replay::run(args, &cfg).await,
         Command::Bench(b) => bench::run(b, &cfg).await,
     }
 }
