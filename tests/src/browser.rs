@@ -81,7 +81,13 @@ impl Browser {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let file: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         let path = dir.join(format!("{file}.png"));
         self.driver
@@ -131,7 +137,12 @@ impl Browser {
     }
 
     /// Polls `script` until it returns `expected`, for at most `timeout`.
-    pub async fn wait_for_eval(&self, script: &str, expected: &Value, timeout: Duration) -> Result<()> {
+    pub async fn wait_for_eval(
+        &self,
+        script: &str,
+        expected: &Value,
+        timeout: Duration,
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let seen = self.eval(script).await?;
@@ -232,7 +243,10 @@ impl ChromeDriver {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!("chromedriver not ready on port {} after {DRIVER_START_TIMEOUT:?}", self.port);
+                bail!(
+                    "chromedriver not ready on port {} after {DRIVER_START_TIMEOUT:?}",
+                    self.port
+                );
             }
             tokio::time::sleep(POLL_EVERY).await;
         }

@@ -40,26 +40,40 @@ async fn spa_shell_reports_readiness_remembers_theme_and_fits_a_phone() -> Resul
 async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
     browser.goto(base_url).await?;
     wait_until_ready(browser).await?;
-    let brand = browser.find(By::Css("[data-testid=app-header]")).await?.text().await?;
+    let brand = browser
+        .find(By::Css("[data-testid=app-header]"))
+        .await?
+        .text()
+        .await?;
     ensure!(brand.contains("MeshHook"), "header shows {brand:?}");
 
     // A fresh profile has no stored theme: the page follows the system (light
     // in headless Chromium). Start from light either way.
     if browser.eval(THEME).await? != json!("light") {
         toggle_theme(browser).await?;
-        browser.wait_for_eval(THEME, &json!("light"), UI_TIMEOUT).await?;
+        browser
+            .wait_for_eval(THEME, &json!("light"), UI_TIMEOUT)
+            .await?;
     }
     browser.screenshot("light").await?;
 
     toggle_theme(browser).await?;
-    browser.wait_for_eval(THEME, &json!("dark"), UI_TIMEOUT).await?;
-    ensure!(browser.eval(STORED_THEME).await? == json!("dark"), "dark theme not stored");
+    browser
+        .wait_for_eval(THEME, &json!("dark"), UI_TIMEOUT)
+        .await?;
+    ensure!(
+        browser.eval(STORED_THEME).await? == json!("dark"),
+        "dark theme not stored"
+    );
     let pressed = browser
         .find(By::Css("[data-testid=theme-toggle]"))
         .await?
         .attr("aria-pressed")
         .await?;
-    ensure!(pressed.as_deref() == Some("true"), "toggle aria-pressed is {pressed:?}");
+    ensure!(
+        pressed.as_deref() == Some("true"),
+        "toggle aria-pressed is {pressed:?}"
+    );
     browser.screenshot("dark").await?;
 
     // The choice survives a reload.
@@ -71,13 +85,23 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
     );
 
     // Client-side navigation.
-    browser.find(By::Css("[data-testid=nav-workflows]")).await?.click().await?;
     browser
-        .wait_for_text("[data-testid=page-title]", UI_TIMEOUT, |title| title == "Workflows")
+        .find(By::Css("[data-testid=nav-workflows]"))
+        .await?
+        .click()
+        .await?;
+    browser
+        .wait_for_text("[data-testid=page-title]", UI_TIMEOUT, |title| {
+            title == "Workflows"
+        })
         .await?;
     let path = browser.eval("return window.location.pathname;").await?;
     ensure!(path == json!("/workflows"), "navigated to {path}");
-    browser.find(By::Css("[data-testid=nav-overview]")).await?.click().await?;
+    browser
+        .find(By::Css("[data-testid=nav-overview]"))
+        .await?
+        .click()
+        .await?;
     wait_until_ready(browser).await?;
 
     // A phone-sized viewport: nothing may overflow horizontally.
@@ -115,11 +139,18 @@ async fn wait_until_ready(browser: &Browser) -> Result<()> {
         .await?
         .attr("data-state")
         .await?;
-    ensure!(state.as_deref() == Some("ready"), "readiness data-state is {state:?}");
+    ensure!(
+        state.as_deref() == Some("ready"),
+        "readiness data-state is {state:?}"
+    );
     Ok(())
 }
 
 async fn toggle_theme(browser: &Browser) -> Result<()> {
-    browser.find(By::Css("[data-testid=theme-toggle]")).await?.click().await?;
+    browser
+        .find(By::Css("[data-testid=theme-toggle]"))
+        .await?
+        .click()
+        .await?;
     Ok(())
 }

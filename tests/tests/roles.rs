@@ -36,8 +36,9 @@ async fn migrate_then_each_role_serves_health_and_readiness_and_stops_on_sigterm
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ready");
 
+    let kek = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     for role in ["orchestrator", "executor"] {
-        let mut p = Process::start(&[role], &[("DATABASE_URL", &db.url)]).unwrap();
+        let mut p = Process::start(&[role], &[("DATABASE_URL", &db.url), ("MESHHOOK_KEK", kek)]).unwrap();
         p.wait_ready("/readyz", Duration::from_secs(20)).await.unwrap();
         let (status, body) = get_json(&format!("{}/healthz", p.base_url)).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("ok")));

@@ -302,7 +302,7 @@ fn describe(e: reqwest::Error) -> String {
     text
 }
 
-fn find_source<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> Option<&T> {
+fn find_source<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
     let mut current = Some(e);
     while let Some(err) = current {
         if let Some(found) = err.downcast_ref::<T>() {

@@ -41,6 +41,9 @@ pub struct Config {
     /// Key-encryption key for secrets: base64 of 32 bytes, optionally `id:base64`. `dev` generates one.
     #[arg(long, env = "MESHHOOK_KEK", global = true, hide_env_values = true)]
     pub kek: Option<String>,
+    /// Previous key-encryption keys (comma-separated `id:base64`), still readable during a rotation.
+    #[arg(long, env = "MESHHOOK_KEK_PREVIOUS", default_value = "", global = true, hide_env_values = true)]
+    pub kek_previous: String,
     /// Comma-separated CIDRs or host names the executor may call despite the SSRF guard.
     #[arg(long, env = "MESHHOOK_EGRESS_ALLOWLIST", default_value = "", global = true)]
     pub egress_allowlist: String,
@@ -85,6 +88,34 @@ impl Config {
             application_name: application_name.to_owned(),
             ..PoolOptions::default()
         }
+    }
+
+    /// The secrets keyring from `MESHHOOK_KEK` (+ `MESHHOOK_KEK_PREVIOUS`).
+    pub fn keyring(&self) -> anyhow::Result<meshhook_db::vault::Keyring> {
+        let current = self
+            .kek
+            .as_deref()
+            .context("MESHHOOK_KEK is not set: it encrypts the secrets vault (generate one with `openssl rand -base64 32`)")?;
+        let previous: Vec<&str> = self
+            .kek_previous
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        meshhook_db::vault::Keyring::parse(current, &previous).context("MESHHOOK_KEK is invalid")
+    }
+
+    /// The executor's context: keyring, SSRF guard, HTTP client.
+    pub fn executor(&self, pool: PgPool) -> anyhow::Result<meshhook_executor::Context> {
+        let egress = meshhook_executor::egress::Egress::parse(&self.egress_allowlist)
+            .map_err(|e| anyhow::anyhow!("MESHHOOK_EGRESS_ALLOWLIST: {e}"))?;
+        meshhook_executor::Context::new(
+            pool,
+            std::sync::Arc::new(self.keyring()?),
+            std::sync::Arc::new(egress),
+            meshhook_executor::Options::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("starting the executor: {e}"))
     }
 
     pub fn api_settings(&self) -> meshhook_api::Settings {

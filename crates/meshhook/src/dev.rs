@@ -68,7 +68,7 @@ pub async fn run(mut cfg: Config, shutdown: CancellationToken) -> anyhow::Result
         settings: Arc::new(cfg.api_settings()),
     };
     let orchestrator = meshhook_orchestrator::Context::new(db.pool.clone());
-    let executor = meshhook_executor::Context { pool: db.pool.clone() };
+    let executor = cfg.executor(db.pool.clone())?;
 
     println!("MeshHook is running at {}  (Ctrl-C to stop)", cfg.public_url());
     let served = tokio::join!(

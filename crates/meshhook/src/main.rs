@@ -90,7 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Executor => {
             let db = cfg.database().await?;
-            let ctx = meshhook_executor::Context { pool: db.pool.clone() };
+            let ctx = cfg.executor(db.pool.clone())?;
             ops::run_worker("executor", &cfg, db.pool.clone(), shutdown.clone(), async move {
                 meshhook_executor::run(ctx, shutdown).await;
             })

@@ -4,8 +4,9 @@ use leptos::prelude::*;
 
 use crate::theme::Theme;
 
-/// A button showing the current theme's opposite; clicking it calls
-/// `on_toggle`.
+/// A "Dark theme" toggle button (`aria-pressed` while dark); clicking it calls
+/// `on_toggle`. Below 420 px only its icon shows; the text stays the
+/// accessible name.
 #[component]
 pub fn ThemeToggle(
     /// The theme currently shown.
@@ -16,11 +17,11 @@ pub fn ThemeToggle(
     on_toggle: Callback<()>,
 ) -> impl IntoView {
     let is_dark = move || theme.get() == Theme::Dark;
-    let label = move || {
+    let hint = move || {
         if is_dark() {
-            "Switch to light theme"
+            "Switch to the light theme"
         } else {
-            "Switch to dark theme"
+            "Switch to the dark theme"
         }
     };
     view! {
@@ -29,25 +30,12 @@ pub fn ThemeToggle(
             class="icon-button theme-toggle"
             data-testid="theme-toggle"
             aria-pressed=move || is_dark().to_string()
-            aria-label=label
-            title=label
+            title=hint
             on:click=move |_| on_toggle.run(())
         >
-            <Show when=is_dark fallback=|| view! { <MoonIcon/> }>
-                <SunIcon/>
-            </Show>
-            <span class="theme-toggle-text">{move || if is_dark() { "Light" } else { "Dark" }}</span>
+            <MoonIcon/>
+            <span class="theme-toggle-text">"Dark theme"</span>
         </button>
-    }
-}
-
-#[component]
-fn SunIcon() -> impl IntoView {
-    view! {
-        <svg class="icon" viewBox="0 0 24 24" aria-hidden="true">
-            <circle cx="12" cy="12" r="4"></circle>
-            <path d="M12 2v2M12 20v2M4.93 4.93l1.41 1.41M17.66 17.66l1.41 1.41M2 12h2M20 12h2M4.93 19.07l1.41-1.41M17.66 6.34l1.41-1.41"></path>
-        </svg>
     }
 }
 

@@ -3,6 +3,7 @@
 //! comparison. The last line of each is one JSON object.
 
 mod ceiling;
+mod engine;
 mod queue;
 
 use clap::Subcommand;
@@ -13,10 +14,13 @@ use crate::config::Config;
 pub enum Bench {
     /// The durable queue: send, read+delete and end-to-end messages/s.
     Queue(queue::Args),
+    /// The engine: 10-node chain runs/s and steps/s, 3-node HTTP flow p50/p99.
+    Engine(engine::Args),
 }
 
 pub async fn run(b: Bench, cfg: &Config) -> anyhow::Result<()> {
     match b {
         Bench::Queue(args) => queue::run(args, cfg).await,
+        Bench::Engine(args) => engine::run(args, cfg).await,
     }
 }
