@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 pub use meshhook_db::testing::TestDb;
 
 /// Path of the `meshhook` binary under test.
@@ -22,7 +22,10 @@ pub fn meshhook_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>/deps layout");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps layout");
     let bin = dir.join("meshhook");
     assert!(
         bin.is_file(),
@@ -45,7 +48,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("meshhook-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        let p =
+            std::env::temp_dir().join(format!("meshhook-{tag}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&p).expect("creating a temp dir");
         Self(p)
     }
@@ -80,7 +84,10 @@ impl Process {
             .env_remove("DATABASE_URL")
             .env("PORT", port.to_string())
             .env("MESHHOOK_BIND", "127.0.0.1")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
@@ -108,7 +115,10 @@ impl Process {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("meshhook exited with {status} before {path} was ready:\n{}", self.output());
+                bail!(
+                    "meshhook exited with {status} before {path} was ready:\n{}",
+                    self.output()
+                );
             }
             if let Ok(r) = client.get(format!("{}{path}", self.base_url)).send().await {
                 if r.status().is_success() {
@@ -123,7 +133,10 @@ impl Process {
     }
 
     /// SIGTERM, then waits for the exit (up to `timeout`).
-    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub async fn terminate(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
@@ -133,21 +146,30 @@ impl Process {
                 return Ok(status);
             }
             if start.elapsed() > timeout {
-                bail!("meshhook did not exit within {timeout:?} of SIGTERM:\n{}", self.output());
+                bail!(
+                    "meshhook did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.output()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Waits for the process to exit by itself.
-    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub async fn wait_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status);
             }
             if start.elapsed() > timeout {
-                bail!("meshhook still running after {timeout:?}:\n{}", self.output());
+                bail!(
+                    "meshhook still running after {timeout:?}:\n{}",
+                    self.output()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -175,13 +197,18 @@ pub async fn spawn_dev() -> anyhow::Result<TestServer> {
     let db = TestDb::new().await;
     let data = TempDir::new("data");
     let data_dir = data.0.to_string_lossy().into_owned();
-    let mut env = vec![("DATABASE_URL", db.url.as_str()), ("MESHHOOK_DATA_DIR", data_dir.as_str())];
+    let mut env = vec![
+        ("DATABASE_URL", db.url.as_str()),
+        ("MESHHOOK_DATA_DIR", data_dir.as_str()),
+    ];
     let spa = std::env::var("MESHHOOK_SPA_DIR").ok();
     if let Some(spa) = &spa {
         env.push(("MESHHOOK_SPA_DIR", spa.as_str()));
     }
     let mut process = Process::start(&["dev"], &env)?;
-    process.wait_ready("/readyz", Duration::from_secs(30)).await?;
+    process
+        .wait_ready("/readyz", Duration::from_secs(30))
+        .await?;
     Ok(TestServer {
         base_url: process.base_url.clone(),
         process,

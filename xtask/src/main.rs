@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -72,12 +72,13 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
 
 fn dev(extra: &[String]) -> Result<()> {
     let root = root();
-    let dist = match frontend::ensure_wasm_target()
-        .and_then(|()| frontend::build_spa(&root, false))
+    let dist = match frontend::ensure_wasm_target().and_then(|()| frontend::build_spa(&root, false))
     {
         Ok(d) => Some(d),
         Err(e) => {
-            eprintln!("xtask: warning: the SPA could not be built ({e:#}); serving the API without it");
+            eprintln!(
+                "xtask: warning: the SPA could not be built ({e:#}); serving the API without it"
+            );
             None
         }
     };
@@ -91,7 +92,9 @@ fn dev(extra: &[String]) -> Result<()> {
         server.env("MESHHOOK_SPA_DIR", d);
     }
     step("starting meshhook dev (Ctrl-C to stop)");
-    let mut child = server.spawn().with_context(|| format!("starting {}", bin.display()))?;
+    let mut child = server
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
     loop {
         if let Some(status) = child.try_wait()? {
             if status.success() {
@@ -128,10 +131,19 @@ fn test(extra: &[String]) -> Result<()> {
     let dist = frontend::build_spa(&root, true)?;
 
     let mut clippy = cargo();
-    clippy
-        .current_dir(&root)
-        .args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]);
-    run(clippy, "cargo clippy --workspace --all-targets --all-features -- -D warnings")?;
+    clippy.current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(
+        clippy,
+        "cargo clippy --workspace --all-targets --all-features -- -D warnings",
+    )?;
     let mut clippy_wasm = cargo();
     clippy_wasm.current_dir(&root).args([
         "clippy",
@@ -145,7 +157,10 @@ fn test(extra: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]);
-    run(clippy_wasm, "cargo clippy (wasm32: frontend and core) -- -D warnings")?;
+    run(
+        clippy_wasm,
+        "cargo clippy (wasm32: frontend and core) -- -D warnings",
+    )?;
 
     // One PostgreSQL for the whole run, unless the caller brought one.
     let external = std::env::var("MESHHOOK_TEST_DATABASE_URL")
@@ -189,7 +204,10 @@ fn test(extra: &[String]) -> Result<()> {
         .args(extra)
         .env("MESHHOOK_TEST_DATABASE_URL", &db_url)
         .env("MESHHOOK_SPA_DIR", &dist)
-        .env("MESHHOOK_BIN", target_dir(&root).join("debug").join("meshhook"))
+        .env(
+            "MESHHOOK_BIN",
+            target_dir(&root).join("debug").join("meshhook"),
+        )
         .env("CHROMIUM", &chromium)
         .env("CHROMEDRIVER", &chromedriver);
     let result = run(tests, "cargo test --workspace (with the browser tests)");
@@ -199,7 +217,10 @@ fn test(extra: &[String]) -> Result<()> {
         }
     }
     result?;
-    println!("xtask: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "xtask: all checks passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -208,13 +229,22 @@ fn dist() -> Result<()> {
     frontend::ensure_wasm_target()?;
     frontend::build_spa(&root, true)?;
     let mut build = cargo();
-    build
-        .current_dir(&root)
-        .args(["build", "--release", "-p", "meshhook", "--features", "embed-spa"]);
+    build.current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "meshhook",
+        "--features",
+        "embed-spa",
+    ]);
     run(build, "building the release binary with the SPA embedded")?;
     let bin = target_dir(&root).join("release").join("meshhook");
     let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
-    println!("xtask: {} ({:.1} MB), self-contained", bin.display(), size as f64 / 1e6);
+    println!(
+        "xtask: {} ({:.1} MB), self-contained",
+        bin.display(),
+        size as f64 / 1e6
+    );
     Ok(())
 }
 
@@ -222,7 +252,15 @@ fn bench(extra: &[String]) -> Result<()> {
     let root = root();
     let mut cmd = cargo();
     cmd.current_dir(&root)
-        .args(["run", "--release", "--quiet", "-p", "meshhook", "--", "bench"])
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "meshhook",
+            "--",
+            "bench",
+        ])
         .args(extra);
     run(cmd, "meshhook bench (release build)")
 }

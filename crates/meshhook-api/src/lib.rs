@@ -51,15 +51,26 @@ pub fn app(ctx: Context) -> Router {
 
 /// Serves [`app`] on `addr` until `shutdown` fires, then drains in-flight
 /// requests.
-pub async fn run(ctx: Context, addr: SocketAddr, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    ctx: Context,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve(ctx, listener, shutdown).await
 }
 
 /// Like [`run`], on a listener the caller bound (port 0 in tests).
-pub async fn serve(ctx: Context, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    ctx: Context,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(listener, app(ctx).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        app(ctx).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }

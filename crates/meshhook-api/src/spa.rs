@@ -9,9 +9,9 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get_service, MethodRouter};
+use axum::routing::{MethodRouter, get_service};
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -60,7 +60,12 @@ fn is_api_path(path: &str) -> bool {
 }
 
 fn not_found(path: &str) -> Response {
-    Error::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}")).into_response()
+    Error::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {path}"),
+    )
+    .into_response()
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -81,7 +86,8 @@ fn content_type(path: &str) -> &'static str {
 mod embedded {
     use super::*;
 
-    static DIST: include_dir::Dir<'_> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../frontend/dist");
+    static DIST: include_dir::Dir<'_> =
+        include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../frontend/dist");
 
     pub fn respond(path: &str) -> Response {
         let rel = path.trim_start_matches('/');
@@ -98,7 +104,10 @@ mod embedded {
             "public, max-age=3600"
         };
         (
-            [(header::CONTENT_TYPE, content_type(name)), (header::CACHE_CONTROL, cache)],
+            [
+                (header::CONTENT_TYPE, content_type(name)),
+                (header::CACHE_CONTROL, cache),
+            ],
             file.contents(),
         )
             .into_response()

@@ -10,23 +10,33 @@ use sqlx::PgConnection;
 
 use crate::{Error, Result};
 
-async fn select_for_update(conn: &mut PgConnection, host: &str) -> Result<Option<serde_json::Value>> {
+async fn select_for_update(
+    conn: &mut PgConnection,
+    host: &str,
+) -> Result<Option<serde_json::Value>> {
     Ok(
-        sqlx::query_scalar("SELECT state FROM meshhook.circuit_breakers WHERE host = $1 FOR UPDATE")
-            .bind(host)
-            .fetch_optional(conn)
-            .await?,
+        sqlx::query_scalar(
+            "SELECT state FROM meshhook.circuit_breakers WHERE host = $1 FOR UPDATE",
+        )
+        .bind(host)
+        .fetch_optional(conn)
+        .await?,
     )
 }
 
 /// Locks `host`'s breaker for the rest of the transaction, creating a
 /// closed one if there is none. The configured `policy` replaces the stored
 /// one, so tuning changes apply at once.
-pub async fn lock_or_default(conn: &mut PgConnection, host: &str, policy: Policy) -> Result<Breaker> {
+pub async fn lock_or_default(
+    conn: &mut PgConnection,
+    host: &str,
+    policy: Policy,
+) -> Result<Breaker> {
     let state = match select_for_update(conn, host).await? {
         Some(state) => state,
         None => {
-            let fresh = serde_json::to_value(Breaker::new(policy)).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let fresh = serde_json::to_value(Breaker::new(policy))
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
             sqlx::query("INSERT INTO meshhook.circuit_breakers (host, state) VALUES ($1, $2) ON CONFLICT (host) DO NOTHING")
                 .bind(host)
                 .bind(&fresh)
@@ -65,6 +75,9 @@ pub async fn get(conn: &mut PgConnection, host: &str) -> Result<Option<Breaker>>
             .fetch_optional(conn)
             .await?;
     state
-        .map(|s| serde_json::from_value(s).map_err(|e| Error::Corrupt(format!("circuit breaker of {host}: {e}"))))
+        .map(|s| {
+            serde_json::from_value(s)
+                .map_err(|e| Error::Corrupt(format!("circuit breaker of {host}: {e}")))
+        })
         .transpose()
 }

@@ -32,9 +32,13 @@ pub enum Error {
          install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL to an existing database"
     )]
     BinariesNotFound,
-    #[error("the data dir {dir} is in use by another MeshHook process{pid}; stop it or set MESHHOOK_DATA_DIR to another folder")]
+    #[error(
+        "the data dir {dir} is in use by another MeshHook process{pid}; stop it or set MESHHOOK_DATA_DIR to another folder"
+    )]
     Locked { dir: PathBuf, pid: String },
-    #[error("running as root requires the `postgres` system user to own the cluster (PostgreSQL refuses to run as root); create it (useradd --system postgres) or run as a normal user")]
+    #[error(
+        "running as root requires the `postgres` system user to own the cluster (PostgreSQL refuses to run as root); create it (useradd --system postgres) or run as a normal user"
+    )]
     NoPostgresUser,
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
@@ -108,7 +112,11 @@ pub fn find_binaries_in(
     path: Option<std::ffi::OsString>,
     debian_root: &Path,
 ) -> Result<PathBuf> {
-    let complete = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
+    let complete = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
     if let Some(dir) = explicit {
         if complete(&dir) {
             return Ok(dir);
@@ -189,7 +197,8 @@ impl Cluster {
     /// `meshhook` database.
     pub fn start(opts: &Options) -> Result<Self> {
         let bin_dir = find_binaries()?;
-        fs::create_dir_all(&opts.data_dir).map_err(io(format!("creating {}", opts.data_dir.display())))?;
+        fs::create_dir_all(&opts.data_dir)
+            .map_err(io(format!("creating {}", opts.data_dir.display())))?;
         let data_dir = fs::canonicalize(&opts.data_dir).map_err(io("resolving the data dir"))?;
         let lock = lock_data_dir(&data_dir)?;
 
@@ -285,7 +294,10 @@ impl Cluster {
 
     /// The URL of another database on this cluster.
     pub fn url_for(&self, db: &str) -> String {
-        format!("postgres://postgres:{}@127.0.0.1:{}/{db}", self.password, self.port)
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
     }
 
     /// The TCP port the server listens on (loopback only).
@@ -299,7 +311,9 @@ impl Cluster {
             return Ok(());
         }
         self.stopped = true;
-        let r = self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"]).map(drop);
+        let r = self
+            .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
+            .map(drop);
         if self.ephemeral {
             let _ = fs::remove_dir_all(&self.data_dir);
         }
@@ -343,7 +357,10 @@ impl Cluster {
         cmd.arg("-D").arg(&self.pgdata).args(args);
         // pg_ctl start leaves the server attached to our stdout otherwise;
         // -l sends its output to the log file instead.
-        self.run(cmd, &format!("pg_ctl {}", args.first().copied().unwrap_or("")))
+        self.run(
+            cmd,
+            &format!("pg_ctl {}", args.first().copied().unwrap_or("")),
+        )
     }
 
     fn initdb(&self, password_file: &Path, fsync: bool) -> Result<()> {
@@ -360,14 +377,23 @@ impl Cluster {
             fs::remove_dir_all(&self.pgdata).map_err(io("removing a half-initialised cluster"))?;
         }
         fs::create_dir_all(&self.pgdata).map_err(io("creating the cluster dir"))?;
-        fs::set_permissions(&self.pgdata, fs::Permissions::from_mode(0o700)).map_err(io("chmod pgdata"))?;
+        fs::set_permissions(&self.pgdata, fs::Permissions::from_mode(0o700))
+            .map_err(io("chmod pgdata"))?;
         if let Some(user) = &self.run_as {
             chown_path(&self.pgdata, user, false)?;
         }
         let mut cmd = self.command("initdb");
         cmd.arg("-D")
             .arg(&self.pgdata)
-            .args(["-U", "postgres", "-E", "UTF8", "--locale=C", "-A", "scram-sha-256"])
+            .args([
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-A",
+                "scram-sha-256",
+            ])
             .arg(format!("--pwfile={}", password_file.display()));
         if !fsync {
             cmd.arg("--no-sync");
@@ -454,7 +480,8 @@ fn write_private(path: &Path, content: &str) -> Result<()> {
         .mode_private()
         .open(path)
         .map_err(io(format!("writing {}", path.display())))?;
-    f.write_all(content.as_bytes()).map_err(io(format!("writing {}", path.display())))
+    f.write_all(content.as_bytes())
+        .map_err(io(format!("writing {}", path.display())))
 }
 
 trait ModePrivate {
@@ -506,10 +533,16 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
             let pid = pid.trim();
             return Err(Error::Locked {
                 dir: dir.to_path_buf(),
-                pid: if pid.is_empty() { String::new() } else { format!(" (pid {pid})") },
+                pid: if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                },
             });
         }
-        Err(fs::TryLockError::Error(e)) => return Err(io(format!("locking {}", path.display()))(e)),
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(io(format!("locking {}", path.display()))(e));
+        }
     }
     f.set_len(0).map_err(io("writing the lock file"))?;
     f.rewind().map_err(io("writing the lock file"))?;

@@ -15,10 +15,10 @@ pub mod pool;
 pub mod queue;
 pub mod runs;
 pub mod testing;
-pub mod workflows;
 pub mod vault;
+pub mod workflows;
 
-pub use pool::{connect, PoolOptions};
+pub use pool::{PoolOptions, connect};
 pub use sqlx::{PgPool, Postgres, Transaction};
 
 /// Errors from the data layer that callers can act on.
@@ -26,14 +26,21 @@ pub use sqlx::{PgPool, Postgres, Transaction};
 pub enum Error {
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
-    #[error("migration {version} ({name}) was changed after it was applied; migrations are forward-only, add a new one instead")]
+    #[error(
+        "migration {version} ({name}) was changed after it was applied; migrations are forward-only, add a new one instead"
+    )]
     MigrationChanged { version: i64, name: String },
-    #[error("the database has migration {0} applied, which this build does not know; run a newer MeshHook")]
+    #[error(
+        "the database has migration {0} applied, which this build does not know; run a newer MeshHook"
+    )]
     MigrationUnknown(i64),
     #[error("queue {0:?} does not exist")]
     UnknownQueue(String),
     #[error("run {run_id}: another writer appended after seq {expected_last_seq}")]
-    SeqConflict { run_id: uuid::Uuid, expected_last_seq: i64 },
+    SeqConflict {
+        run_id: uuid::Uuid,
+        expected_last_seq: i64,
+    },
     #[error("stored data does not decode: {0}")]
     Corrupt(String),
 }

@@ -85,10 +85,11 @@ async fn apply_all(conn: &mut PgConnection) -> Result<Report> {
     .execute(&mut *conn)
     .await?;
 
-    let applied: Vec<(i64, String, Vec<u8>)> =
-        sqlx::query_as("SELECT version, name, checksum FROM meshhook.schema_migrations ORDER BY version")
-            .fetch_all(&mut *conn)
-            .await?;
+    let applied: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT version, name, checksum FROM meshhook.schema_migrations ORDER BY version",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
 
     let mut report = Report::default();
     for (version, name, sum) in &applied {
@@ -110,12 +111,14 @@ async fn apply_all(conn: &mut PgConnection) -> Result<Report> {
         }
         let mut tx = conn.begin().await?;
         sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO meshhook.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(checksum(m.sql))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO meshhook.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(checksum(m.sql))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(version = m.version, name = m.name, "applied migration");
         report.applied.push(m.version);
@@ -133,9 +136,10 @@ pub async fn is_current(pool: &PgPool) -> Result<bool> {
     if exists.is_none() {
         return Ok(false);
     }
-    let max: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM meshhook.schema_migrations")
-        .fetch_one(pool)
-        .await?;
+    let max: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM meshhook.schema_migrations")
+            .fetch_one(pool)
+            .await?;
     Ok(max == Some(latest))
 }
 
@@ -146,5 +150,8 @@ pub fn fingerprint() -> String {
         h.update(m.version.to_be_bytes());
         h.update(m.sql.as_bytes());
     }
-    h.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -19,7 +19,11 @@ pub const PARTITIONED: &[(&str, &str)] = &[
 
 /// Creates the monthly partitions of `table` for this month and
 /// `months_ahead` more. Returns the names created.
-pub async fn ensure<'e>(ex: impl PgExecutor<'e>, table: &str, months_ahead: i32) -> Result<Vec<String>> {
+pub async fn ensure<'e>(
+    ex: impl PgExecutor<'e>,
+    table: &str,
+    months_ahead: i32,
+) -> Result<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT meshhook.ensure_monthly_partitions($1::regclass, $2)")
             .bind(table)
@@ -31,7 +35,11 @@ pub async fn ensure<'e>(ex: impl PgExecutor<'e>, table: &str, months_ahead: i32)
 
 /// Drops the partitions of `table` whose range ended more than `retention`
 /// ago. Returns the names dropped.
-pub async fn drop_expired<'e>(ex: impl PgExecutor<'e>, table: &str, retention: Duration) -> Result<Vec<String>> {
+pub async fn drop_expired<'e>(
+    ex: impl PgExecutor<'e>,
+    table: &str,
+    retention: Duration,
+) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT meshhook.drop_expired_partitions($1::regclass, make_interval(secs => $2))",
     )
@@ -54,14 +62,17 @@ pub async fn maintain(pool: &sqlx::PgPool) -> Result<Report> {
     let mut report = Report::default();
     for (table, key) in PARTITIONED {
         report.created.extend(ensure(pool, table, 2).await?);
-        let days: Option<f64> =
-            sqlx::query_scalar("SELECT (value #>> '{}')::float8 FROM meshhook.settings WHERE key = $1")
-                .bind(key)
-                .fetch_optional(pool)
-                .await?;
+        let days: Option<f64> = sqlx::query_scalar(
+            "SELECT (value #>> '{}')::float8 FROM meshhook.settings WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
         if let Some(days) = days.filter(|d| *d > 0.0) {
             let retention = Duration::from_secs_f64(days * 86_400.0);
-            report.dropped.extend(drop_expired(pool, table, retention).await?);
+            report
+                .dropped
+                .extend(drop_expired(pool, table, retention).await?);
         }
     }
     Ok(report)

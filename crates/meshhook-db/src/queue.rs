@@ -66,7 +66,12 @@ fn map_fk(queue: &str, e: sqlx::Error) -> Error {
 }
 
 /// Enqueues one message, visible after `delay`. Returns its id.
-pub async fn send<'e>(ex: impl PgExecutor<'e>, queue: &str, msg: &Value, delay: Duration) -> Result<i64> {
+pub async fn send<'e>(
+    ex: impl PgExecutor<'e>,
+    queue: &str,
+    msg: &Value,
+    delay: Duration,
+) -> Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO meshhook.queue_messages (queue, vt, message)
          VALUES ($1, clock_timestamp() + make_interval(secs => $2), $3)
@@ -107,7 +112,12 @@ pub async fn send_batch<'e>(
 
 /// Claims up to `n` visible messages for `vt`. Messages already read
 /// `max_reads` times are moved to the dead-letter table instead.
-pub async fn read<'e>(ex: impl PgExecutor<'e>, queue: &str, vt: Duration, n: i32) -> Result<Vec<Message>> {
+pub async fn read<'e>(
+    ex: impl PgExecutor<'e>,
+    queue: &str,
+    vt: Duration,
+    n: i32,
+) -> Result<Vec<Message>> {
     let mut msgs: Vec<Message> = sqlx::query_as(
         "WITH lim AS (
              SELECT max_reads FROM meshhook.queues WHERE name = $1
@@ -152,12 +162,17 @@ pub async fn delete<'e>(ex: impl PgExecutor<'e>, queue: &str, msg_id: i64) -> Re
 }
 
 /// Acknowledges many messages. Returns how many were deleted.
-pub async fn delete_batch<'e>(ex: impl PgExecutor<'e>, queue: &str, msg_ids: &[i64]) -> Result<u64> {
-    let r = sqlx::query("DELETE FROM meshhook.queue_messages WHERE queue = $1 AND msg_id = ANY($2)")
-        .bind(queue)
-        .bind(msg_ids)
-        .execute(ex)
-        .await?;
+pub async fn delete_batch<'e>(
+    ex: impl PgExecutor<'e>,
+    queue: &str,
+    msg_ids: &[i64],
+) -> Result<u64> {
+    let r =
+        sqlx::query("DELETE FROM meshhook.queue_messages WHERE queue = $1 AND msg_id = ANY($2)")
+            .bind(queue)
+            .bind(msg_ids)
+            .execute(ex)
+            .await?;
     Ok(r.rows_affected())
 }
 
@@ -167,7 +182,11 @@ pub async fn archive<'e>(ex: impl PgExecutor<'e>, queue: &str, msg_id: i64) -> R
 }
 
 /// Archives many messages. Returns how many were moved.
-pub async fn archive_batch<'e>(ex: impl PgExecutor<'e>, queue: &str, msg_ids: &[i64]) -> Result<u64> {
+pub async fn archive_batch<'e>(
+    ex: impl PgExecutor<'e>,
+    queue: &str,
+    msg_ids: &[i64],
+) -> Result<u64> {
     let n: i64 = sqlx::query_scalar(
         "WITH moved AS (
              DELETE FROM meshhook.queue_messages WHERE queue = $1 AND msg_id = ANY($2)
@@ -187,7 +206,12 @@ pub async fn archive_batch<'e>(ex: impl PgExecutor<'e>, queue: &str, msg_ids: &[
 }
 
 /// Makes a message visible again after `delay` from now. False if it was not there.
-pub async fn set_vt<'e>(ex: impl PgExecutor<'e>, queue: &str, msg_id: i64, delay: Duration) -> Result<bool> {
+pub async fn set_vt<'e>(
+    ex: impl PgExecutor<'e>,
+    queue: &str,
+    msg_id: i64,
+    delay: Duration,
+) -> Result<bool> {
     let r = sqlx::query(
         "UPDATE meshhook.queue_messages SET vt = clock_timestamp() + make_interval(secs => $3)
          WHERE queue = $1 AND msg_id = $2",
@@ -202,10 +226,12 @@ pub async fn set_vt<'e>(ex: impl PgExecutor<'e>, queue: &str, msg_id: i64, delay
 
 /// Messages in the queue, visible or not.
 pub async fn depth<'e>(ex: impl PgExecutor<'e>, queue: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM meshhook.queue_messages WHERE queue = $1")
-        .bind(queue)
-        .fetch_one(ex)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM meshhook.queue_messages WHERE queue = $1")
+            .bind(queue)
+            .fetch_one(ex)
+            .await?,
+    )
 }
 
 /// Age of the oldest message in the queue, if any.
@@ -291,7 +317,9 @@ impl Waker {
         tokio::spawn(async move {
             loop {
                 let note = listener.try_recv().await;
-                let Some(queues) = queues.upgrade() else { return };
+                let Some(queues) = queues.upgrade() else {
+                    return;
+                };
                 let notifies: Vec<Arc<Notify>> = {
                     let map = queues.lock().unwrap_or_else(|p| p.into_inner());
                     match &note {

@@ -11,11 +11,11 @@
 use chrono::{DateTime, Utc};
 use meshhook_core::event::{Event, Recorded};
 use meshhook_core::state::RunState;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
-use crate::{queue, Result};
+use crate::{Result, queue};
 
 /// The queue the orchestrator listens on; its messages are `{"run_id"}`.
 pub const ORCHESTRATOR_QUEUE: &str = "orchestrator";
@@ -77,15 +77,25 @@ pub fn event_from_parts(ty: &str, data: Value) -> Result<Event> {
     let mut obj = match data {
         Value::Object(m) => m,
         Value::Null => serde_json::Map::new(),
-        other => return Err(crate::Error::Corrupt(format!("event data is not an object: {other}"))),
+        other => {
+            return Err(crate::Error::Corrupt(format!(
+                "event data is not an object: {other}"
+            )));
+        }
     };
     obj.insert("type".to_owned(), Value::String(ty.to_owned()));
-    serde_json::from_value(Value::Object(obj)).map_err(|e| crate::Error::Corrupt(format!("event {ty}: {e}")))
+    serde_json::from_value(Value::Object(obj))
+        .map_err(|e| crate::Error::Corrupt(format!("event {ty}: {e}")))
 }
 
 /// Inserts the run with its opening events and wakes the orchestrator —
 /// all in the caller's transaction.
-pub async fn insert(conn: &mut PgConnection, run: &NewRun, events: &[Event], at: DateTime<Utc>) -> Result<()> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    run: &NewRun,
+    events: &[Event],
+    at: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO meshhook.runs (id, project_id, workflow_id, workflow_version_id, version, trigger_kind, trigger,
                                     webhook_id, idempotency_key, parent_run_id, resumed_from_node, definition, created_at, updated_at)
@@ -107,7 +117,13 @@ pub async fn insert(conn: &mut PgConnection, run: &NewRun, events: &[Event], at:
     .execute(&mut *conn)
     .await?;
     append(conn, run.id, run.project_id, 0, events, at).await?;
-    queue::send(&mut *conn, ORCHESTRATOR_QUEUE, &wake_message(run.id), std::time::Duration::ZERO).await?;
+    queue::send(
+        &mut *conn,
+        ORCHESTRATOR_QUEUE,
+        &wake_message(run.id),
+        std::time::Duration::ZERO,
+    )
+    .await?;
     Ok(())
 }
 
@@ -134,7 +150,10 @@ pub async fn append(
         .execute(&mut *conn)
         .await?;
     if moved.rows_affected() != 1 {
-        return Err(crate::Error::SeqConflict { run_id, expected_last_seq });
+        return Err(crate::Error::SeqConflict {
+            run_id,
+            expected_last_seq,
+        });
     }
     let mut types = Vec::with_capacity(events.len());
     let mut datas = Vec::with_capacity(events.len());
@@ -159,8 +178,7 @@ pub async fn append(
     Ok(expected_last_seq + n)
 }
 
-const RUN_COLUMNS: &str =
-    "id, project_id, workflow_id, workflow_version_id, version, status, last_seq, definition, output, error";
+const RUN_COLUMNS: &str = "id, project_id, workflow_id, workflow_version_id, version, status, last_seq, definition, output, error";
 
 /// Locks the run's row for the rest of the transaction.
 pub async fn lock(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<RunRow>> {
@@ -188,20 +206,25 @@ pub async fn definition(conn: &mut PgConnection, run: &RunRow) -> Result<Option<
     if let Some(d) = &run.definition {
         return Ok(Some(d.clone()));
     }
-    let Some(vid) = run.workflow_version_id else { return Ok(None) };
-    Ok(sqlx::query_scalar("SELECT definition FROM meshhook.workflow_versions WHERE id = $1")
-        .bind(vid)
-        .fetch_optional(conn)
-        .await?)
+    let Some(vid) = run.workflow_version_id else {
+        return Ok(None);
+    };
+    Ok(
+        sqlx::query_scalar("SELECT definition FROM meshhook.workflow_versions WHERE id = $1")
+            .bind(vid)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// The run's whole event log, in order.
 pub async fn events(conn: &mut PgConnection, run_id: Uuid) -> Result<Vec<Recorded>> {
-    let rows: Vec<(i64, String, Value, DateTime<Utc>)> =
-        sqlx::query_as("SELECT seq, type, data, at FROM meshhook.events WHERE run_id = $1 ORDER BY seq")
-            .bind(run_id)
-            .fetch_all(conn)
-            .await?;
+    let rows: Vec<(i64, String, Value, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT seq, type, data, at FROM meshhook.events WHERE run_id = $1 ORDER BY seq",
+    )
+    .bind(run_id)
+    .fetch_all(conn)
+    .await?;
     rows.into_iter()
         .map(|(seq, ty, data, at)| {
             Ok(Recorded {
@@ -215,9 +238,10 @@ pub async fn events(conn: &mut PgConnection, run_id: Uuid) -> Result<Vec<Recorde
 
 /// Writes the fold's summary onto the run row.
 pub async fn save_summary(conn: &mut PgConnection, run_id: Uuid, state: &RunState) -> Result<()> {
-    let error = state.error.as_ref().map(|message| {
-        json!({ "message": message, "node_id": state.failed_node })
-    });
+    let error = state
+        .error
+        .as_ref()
+        .map(|message| json!({ "message": message, "node_id": state.failed_node }));
     sqlx::query(
         "UPDATE meshhook.runs SET status = $2, output = $3, error = $4, last_node_id = $5,
                 started_at = coalesce(started_at, CASE WHEN $2 <> 'queued' THEN $6 END),
@@ -238,7 +262,12 @@ pub async fn save_summary(conn: &mut PgConnection, run_id: Uuid, state: &RunStat
 
 /// Marks a run failed without events of its own making (its definition is
 /// gone): appends `RunFailed` and saves the status.
-pub async fn fail_unrunnable(conn: &mut PgConnection, run: &RunRow, message: &str, at: DateTime<Utc>) -> Result<()> {
+pub async fn fail_unrunnable(
+    conn: &mut PgConnection,
+    run: &RunRow,
+    message: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
     let event = Event::RunFailed {
         error: message.to_owned(),
         node_id: None,

@@ -17,17 +17,21 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
 
 use crate::embedded::{Cluster, Options};
-use crate::{migrate, pool, Result};
+use crate::{Result, migrate, pool};
 
 /// Creates database `name` on the server at `admin_url` unless it exists.
 pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<()> {
     let mut conn = PgConnection::connect(admin_url).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+        {
             Ok(_) => {}
             // A concurrent creator won the race.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
@@ -45,14 +49,18 @@ static SERVER: OnceCell<String> = OnceCell::const_new();
 async fn server_url() -> String {
     SERVER
         .get_or_init(|| async {
-            if let Ok(url) = std::env::var("MESHHOOK_TEST_DATABASE_URL").or_else(|_| std::env::var("DATABASE_URL")) {
+            if let Ok(url) = std::env::var("MESHHOOK_TEST_DATABASE_URL")
+                .or_else(|_| std::env::var("DATABASE_URL"))
+            {
                 return url;
             }
             let dir = std::env::temp_dir().join(format!("meshhook-test-pg-{}", std::process::id()));
             let mut opts = Options::new(dir);
             opts.fsync = false;
             opts.ephemeral = true;
-            let cluster = Cluster::start_async(opts).await.expect("starting a private PostgreSQL for tests");
+            let cluster = Cluster::start_async(opts)
+                .await
+                .expect("starting a private PostgreSQL for tests");
             let url = cluster.url_for("postgres");
             // Kept for the life of the process; the watchdog stops it at exit.
             let _ = CLUSTER.set(cluster);
@@ -85,7 +93,9 @@ impl TestDb {
     /// Creates a fresh, empty database (no migrations applied), for tests
     /// of the migration path itself.
     pub async fn empty() -> Self {
-        Self::try_create(None).await.expect("creating an empty test database")
+        Self::try_create(None)
+            .await
+            .expect("creating an empty test database")
     }
 
     async fn try_new() -> Result<Self> {
@@ -101,9 +111,11 @@ impl TestDb {
 
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")))
-            .execute(&mut conn)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+        )))
+        .execute(&mut conn)
+        .await?;
         conn.close().await?;
 
         let opts = with_database(&admin, &name)?;
@@ -124,7 +136,9 @@ impl TestDb {
 /// migration set; concurrent test processes serialise on an advisory lock.
 async fn ensure_template(admin: &str, template: &str) -> Result<()> {
     let mut conn = PgConnection::connect(admin).await?;
-    sqlx::query("SELECT pg_advisory_lock(7243550)").execute(&mut conn).await?;
+    sqlx::query("SELECT pg_advisory_lock(7243550)")
+        .execute(&mut conn)
+        .await?;
     let ready: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate)",
     )
@@ -132,21 +146,29 @@ async fn ensure_template(admin: &str, template: &str) -> Result<()> {
     .fetch_one(&mut conn)
     .await?;
     if !ready {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{template}\"")))
-            .execute(&mut conn)
-            .await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{template}\"")))
-            .execute(&mut conn)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{template}\""
+        )))
+        .execute(&mut conn)
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{template}\""
+        )))
+        .execute(&mut conn)
+        .await?;
         let url = with_database(admin, template)?.to_url_lossy().to_string();
         let tpool = pool::connect(&url, &pool::PoolOptions::default()).await?;
         migrate::run(&tpool).await?;
         tpool.close().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{template}\" WITH IS_TEMPLATE true")))
-            .execute(&mut conn)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{template}\" WITH IS_TEMPLATE true"
+        )))
+        .execute(&mut conn)
+        .await?;
     }
-    sqlx::query("SELECT pg_advisory_unlock(7243550)").execute(&mut conn).await?;
+    sqlx::query("SELECT pg_advisory_unlock(7243550)")
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
     Ok(())
 }

@@ -37,13 +37,17 @@ pub enum Error {
     #[error("secret `{0}` is not defined")]
     Missing(String),
     /// A secret name outside `[A-Za-z_][A-Za-z0-9_]{0,127}`.
-    #[error("`{0}` is not a valid secret name (letters, digits and `_`, not starting with a digit, at most 128 characters)")]
+    #[error(
+        "`{0}` is not a valid secret name (letters, digits and `_`, not starting with a digit, at most 128 characters)"
+    )]
     InvalidName(String),
     /// A KEK specification that does not parse (the message never holds key bytes).
     #[error("invalid key-encryption key: {0}")]
     InvalidKey(String),
     /// The stored value was sealed under a KEK this keyring does not hold.
-    #[error("secret `{name}` is sealed with key `{kek_id}`, which is not configured (add it to the previous keys)")]
+    #[error(
+        "secret `{name}` is sealed with key `{kek_id}`, which is not configured (add it to the previous keys)"
+    )]
     UnknownKek {
         /// The secret's name.
         name: String,
@@ -262,7 +266,10 @@ fn encrypt(cipher: &Aes256Gcm, msg: &[u8], aad: &[u8]) -> (Vec<u8>, Vec<u8>) {
 fn decrypt(cipher: &Aes256Gcm, ct: &[u8], nonce: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
     let nonce: [u8; 12] = nonce.try_into().ok()?;
     cipher
-        .decrypt(&aes_gcm::aead::Nonce::<Aes256Gcm>::from(nonce), Payload { msg: ct, aad })
+        .decrypt(
+            &aes_gcm::aead::Nonce::<Aes256Gcm>::from(nonce),
+            Payload { msg: ct, aad },
+        )
         .ok()
 }
 
@@ -469,10 +476,7 @@ where
     .bind(&list)
     .fetch_all(&mut *conn)
     .await?;
-    if let Some(missing) = wanted
-        .iter()
-        .find(|n| !rows.iter().any(|r| &r.name == *n))
-    {
+    if let Some(missing) = wanted.iter().find(|n| !rows.iter().any(|r| &r.name == *n)) {
         return Err(Error::Missing(missing.clone()));
     }
     let mut out = BTreeMap::new();
@@ -481,8 +485,8 @@ where
     for row in rows {
         let (id, name, sealed) = row.sealed();
         let plain = open(keyring, project_id, &name, &sealed)?;
-        let text = String::from_utf8(plain.to_vec())
-            .map_err(|_| Error::Undecryptable(name.clone()))?;
+        let text =
+            String::from_utf8(plain.to_vec()).map_err(|_| Error::Undecryptable(name.clone()))?;
         ids.push(id.to_string());
         details.push(json!({ "run_id": run_id, "name": name }));
         out.insert(name, SecretValue::new(text));
@@ -585,7 +589,10 @@ mod tests {
         let k = ring();
         let p = Uuid::new_v4();
         let s = seal(&k, p, "A", b"value");
-        assert!(matches!(open(&k, Uuid::new_v4(), "A", &s), Err(Error::Undecryptable(_))));
+        assert!(matches!(
+            open(&k, Uuid::new_v4(), "A", &s),
+            Err(Error::Undecryptable(_))
+        ));
         assert!(matches!(open(&k, p, "B", &s), Err(Error::Undecryptable(_))));
         // Swapping only the value layer from another row fails too.
         let other = seal(&k, p, "B", b"other");
@@ -602,22 +609,37 @@ mod tests {
         let p = Uuid::new_v4();
         let s = seal(&ring(), p, "A", b"value");
         let wrong = Keyring::parse(&spec("k1", 2), &[]).expect("valid");
-        assert!(matches!(open(&wrong, p, "A", &s), Err(Error::Undecryptable(_))));
+        assert!(matches!(
+            open(&wrong, p, "A", &s),
+            Err(Error::Undecryptable(_))
+        ));
         let other = Keyring::parse(&spec("k2", 2), &[]).expect("valid");
-        assert!(matches!(open(&other, p, "A", &s), Err(Error::UnknownKek { .. })));
+        assert!(matches!(
+            open(&other, p, "A", &s),
+            Err(Error::UnknownKek { .. })
+        ));
         let rotated = Keyring::parse(&spec("k2", 2), &[&spec("k1", 1)]).expect("valid");
-        assert_eq!(open(&rotated, p, "A", &s).expect("old key").as_slice(), b"value");
+        assert_eq!(
+            open(&rotated, p, "A", &s).expect("old key").as_slice(),
+            b"value"
+        );
         let moved = rewrap_sealed(&rotated, p, "A", &s).expect("rewraps");
         assert_eq!(moved.kek_id, "k2");
         assert_eq!(moved.ciphertext, s.ciphertext);
-        assert_eq!(open(&other, p, "A", &moved).expect("new key").as_slice(), b"value");
+        assert_eq!(
+            open(&other, p, "A", &moved).expect("new key").as_slice(),
+            b"value"
+        );
     }
 
     #[test]
     fn parses_specs() {
         let bare = Keyring::parse(&B64.encode([7u8; 32]), &[]).expect("bare key");
         assert_eq!(bare.current_id(), DEFAULT_KEK_ID);
-        assert!(matches!(Keyring::parse("k:short", &[]), Err(Error::InvalidKey(_))));
+        assert!(matches!(
+            Keyring::parse("k:short", &[]),
+            Err(Error::InvalidKey(_))
+        ));
         assert!(matches!(
             Keyring::parse(&B64.encode([7u8; 16]), &[]),
             Err(Error::InvalidKey(_))
@@ -635,7 +657,10 @@ mod tests {
         let k = Keyring::parse(&spec("k1", 0xAB), &[&spec("old", 0xCD)]).expect("valid");
         let d = format!("{k:?}");
         assert!(d.contains("k1") && d.contains("old"), "{d}");
-        assert!(!d.contains(&B64.encode([0xABu8; 32])) && !d.contains("171"), "{d}");
+        assert!(
+            !d.contains(&B64.encode([0xABu8; 32])) && !d.contains("171"),
+            "{d}"
+        );
         let v = SecretValue::new("hunter2-very-secret".into());
         assert!(!format!("{v:?}").contains("hunter2"));
         let mut m = BTreeMap::new();

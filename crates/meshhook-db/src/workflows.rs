@@ -21,14 +21,21 @@ pub fn content_hash(definition: &Value) -> String {
 
 /// Creates a project (no members: the service role's own).
 pub async fn create_project(conn: &mut PgConnection, name: &str) -> Result<Uuid> {
-    Ok(sqlx::query_scalar("INSERT INTO meshhook.projects (name) VALUES ($1) RETURNING id")
-        .bind(name)
-        .fetch_one(conn)
-        .await?)
+    Ok(
+        sqlx::query_scalar("INSERT INTO meshhook.projects (name) VALUES ($1) RETURNING id")
+            .bind(name)
+            .fetch_one(conn)
+            .await?,
+    )
 }
 
 /// Creates a workflow draft.
-pub async fn create(conn: &mut PgConnection, project_id: Uuid, name: &str, definition: &Value) -> Result<Uuid> {
+pub async fn create(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    name: &str,
+    definition: &Value,
+) -> Result<Uuid> {
     Ok(sqlx::query_scalar(
         "INSERT INTO meshhook.workflows (project_id, name, definition) VALUES ($1, $2, $3) RETURNING id",
     )
@@ -41,13 +48,18 @@ pub async fn create(conn: &mut PgConnection, project_id: Uuid, name: &str, defin
 
 /// Publishes the workflow's current draft as the next version, or returns
 /// the existing version with the same content. Returns `(version id, number)`.
-pub async fn publish(conn: &mut PgConnection, workflow_id: Uuid, published_by: Option<Uuid>) -> Result<(Uuid, i32)> {
+pub async fn publish(
+    conn: &mut PgConnection,
+    workflow_id: Uuid,
+    published_by: Option<Uuid>,
+) -> Result<(Uuid, i32)> {
     // Serialise publishers of one workflow on its row.
-    let (project_id, definition): (Uuid, Value) =
-        sqlx::query_as("SELECT project_id, definition FROM meshhook.workflows WHERE id = $1 FOR UPDATE")
-            .bind(workflow_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (project_id, definition): (Uuid, Value) = sqlx::query_as(
+        "SELECT project_id, definition FROM meshhook.workflows WHERE id = $1 FOR UPDATE",
+    )
+    .bind(workflow_id)
+    .fetch_one(&mut *conn)
+    .await?;
     let hash = content_hash(&definition);
     if let Some(existing) = sqlx::query_as::<_, (Uuid, i32)>(
         "SELECT id, version FROM meshhook.workflow_versions WHERE workflow_id = $1 AND content_hash = $2",

@@ -10,7 +10,7 @@ use meshhook_core::replay;
 use meshhook_core::state::fold;
 use meshhook_db::runs::{self, NewRun};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -49,7 +49,10 @@ pub struct Version {
 }
 
 /// The latest published version of a workflow.
-pub async fn latest_version(conn: &mut PgConnection, workflow_id: Uuid) -> Result<Option<Version>, Error> {
+pub async fn latest_version(
+    conn: &mut PgConnection,
+    workflow_id: Uuid,
+) -> Result<Option<Version>, Error> {
     Ok(sqlx::query_as(
         "SELECT id, workflow_id, project_id, version, definition FROM meshhook.workflow_versions
          WHERE workflow_id = $1 ORDER BY version DESC LIMIT 1",
@@ -105,7 +108,12 @@ pub async fn start_run(
 
 /// Test-runs a workflow's current draft with a sample trigger. The draft
 /// must be valid; the run carries its own copy of the definition.
-pub async fn test_run(conn: &mut PgConnection, workflow_id: Uuid, trigger: Value, now: DateTime<Utc>) -> Result<Uuid, Error> {
+pub async fn test_run(
+    conn: &mut PgConnection,
+    workflow_id: Uuid,
+    trigger: Value,
+    now: DateTime<Utc>,
+) -> Result<Uuid, Error> {
     let row: Option<(Uuid, Value)> =
         sqlx::query_as("SELECT project_id, definition FROM meshhook.workflows WHERE id = $1")
             .bind(workflow_id)
@@ -149,19 +157,29 @@ pub async fn test_run(conn: &mut PgConnection, workflow_id: Uuid, trigger: Value
 }
 
 async fn definition_of(conn: &mut PgConnection, run: &runs::RunRow) -> Result<Definition, Error> {
-    let raw = runs::definition(conn, run).await?.ok_or(Error::NotFound("workflow version"))?;
+    let raw = runs::definition(conn, run)
+        .await?
+        .ok_or(Error::NotFound("workflow version"))?;
     serde_json::from_value(raw).map_err(|e| Error::InvalidDefinition(e.to_string()))
 }
 
 /// Resumes `run_id` from `from_node`: a new run (same version, same
 /// trigger, `parent_run_id` set) whose log starts with the parent's events
 /// for the steps before `from_node`, so execution restarts there.
-pub async fn resume(conn: &mut PgConnection, run_id: Uuid, from_node: &str, now: DateTime<Utc>) -> Result<Uuid, Error> {
-    let parent = runs::get(conn, run_id).await?.ok_or(Error::NotFound("run"))?;
+pub async fn resume(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    from_node: &str,
+    now: DateTime<Utc>,
+) -> Result<Uuid, Error> {
+    let parent = runs::get(conn, run_id)
+        .await?
+        .ok_or(Error::NotFound("run"))?;
     let def = definition_of(conn, &parent).await?;
     let log = runs::events(conn, run_id).await?;
     let id = Uuid::now_v7();
-    let events = replay::resume_events(&def, &log, from_node, id).map_err(|e| Error::Resume(e.to_string()))?;
+    let events = replay::resume_events(&def, &log, from_node, id)
+        .map_err(|e| Error::Resume(e.to_string()))?;
     let trigger: Value = sqlx::query_scalar("SELECT trigger FROM meshhook.runs WHERE id = $1")
         .bind(run_id)
         .fetch_one(&mut *conn)
@@ -186,12 +204,27 @@ pub async fn resume(conn: &mut PgConnection, run_id: Uuid, from_node: &str, now:
 
 /// Requests cancellation: appends `cancel_requested` and wakes the
 /// orchestrator, which cancels at its next pass.
-pub async fn cancel(conn: &mut PgConnection, run_id: Uuid, reason: Option<String>, now: DateTime<Utc>) -> Result<(), Error> {
-    let run = runs::lock(conn, run_id).await?.ok_or(Error::NotFound("run"))?;
+pub async fn cancel(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let run = runs::lock(conn, run_id)
+        .await?
+        .ok_or(Error::NotFound("run"))?;
     if matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled") {
         return Err(Error::Finished(run.status));
     }
-    runs::append(conn, run.id, run.project_id, run.last_seq, &[Event::CancelRequested { reason }], now).await?;
+    runs::append(
+        conn,
+        run.id,
+        run.project_id,
+        run.last_seq,
+        &[Event::CancelRequested { reason }],
+        now,
+    )
+    .await?;
     meshhook_db::queue::send(
         &mut *conn,
         runs::ORCHESTRATOR_QUEUE,
@@ -213,7 +246,9 @@ pub struct ReplayCheck {
 /// Refolds the run's log and re-runs every decision at its recorded time,
 /// then compares the result with the stored run row (status, output).
 pub async fn replay_check(conn: &mut PgConnection, run_id: Uuid) -> Result<ReplayCheck, Error> {
-    let run = runs::get(conn, run_id).await?.ok_or(Error::NotFound("run"))?;
+    let run = runs::get(conn, run_id)
+        .await?
+        .ok_or(Error::NotFound("run"))?;
     let def = definition_of(conn, &run).await?;
     let log = runs::events(conn, run_id).await?;
     let mut mismatches = Vec::new();
@@ -267,7 +302,11 @@ pub struct DeadLetter {
 }
 
 /// Failed runs of a project, newest first.
-pub async fn dead_letters(conn: &mut PgConnection, project_id: Uuid, limit: i64) -> Result<Vec<DeadLetter>, Error> {
+pub async fn dead_letters(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, Error> {
     Ok(sqlx::query_as(
         "SELECT id AS run_id, workflow_id, version, error ->> 'message' AS reason,
                 coalesce(error ->> 'node_id', last_node_id) AS last_step, finished_at AS failed_at, created_at

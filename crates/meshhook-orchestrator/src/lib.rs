@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use meshhook_core::decide::{decide, Command};
+use meshhook_core::decide::{Command, decide};
 use meshhook_core::definition::Definition;
 use meshhook_core::event::Recorded;
-use meshhook_core::state::{fold, RunState};
+use meshhook_core::state::{RunState, fold};
+use meshhook_db::PgPool;
 use meshhook_db::queue::{self, Message};
 use meshhook_db::runs::{self, EXECUTOR_QUEUE, ORCHESTRATOR_QUEUE};
-use meshhook_db::PgPool;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -96,7 +96,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             }
         }
     };
-    let maintenance = tokio::spawn(maintenance_loop(ctx.pool.clone(), ctx.options.maintenance_every, shutdown.clone()));
+    let maintenance = tokio::spawn(maintenance_loop(
+        ctx.pool.clone(),
+        ctx.options.maintenance_every,
+        shutdown.clone(),
+    ));
     let permits = Arc::new(Semaphore::new(ctx.options.concurrency));
     let mut tasks = JoinSet::new();
     tracing::info!("orchestrator started");
@@ -109,16 +113,17 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
                 _ = tasks.join_next() => continue,
             }
         }
-        let msgs = match queue::read(&ctx.pool, ORCHESTRATOR_QUEUE, ctx.options.vt, free as i32).await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the orchestrator queue failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+        let msgs =
+            match queue::read(&ctx.pool, ORCHESTRATOR_QUEUE, ctx.options.vt, free as i32).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the orchestrator queue failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
                 }
-            }
-        };
+            };
         if msgs.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -127,7 +132,9 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             continue;
         }
         for msg in msgs {
-            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             let pool = ctx.pool.clone();
             tasks.spawn(async move {
                 let _permit = permit;
@@ -168,7 +175,10 @@ async fn handle(pool: &PgPool, msg: &Message) -> Result<(), Error> {
         .and_then(Value::as_str)
         .and_then(|s| Uuid::parse_str(s).ok());
     let Some(run_id) = run_id else {
-        tracing::error!(msg_id = msg.msg_id, "malformed orchestrator message; archiving it");
+        tracing::error!(
+            msg_id = msg.msg_id,
+            "malformed orchestrator message; archiving it"
+        );
         queue::archive(pool, ORCHESTRATOR_QUEUE, msg.msg_id).await?;
         return Ok(());
     };
@@ -199,7 +209,8 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
     let now = Utc::now();
     let Some(raw) = runs::definition(tx, &run).await? else {
         if !terminal {
-            runs::fail_unrunnable(tx, &run, "the run's workflow version no longer exists", now).await?;
+            runs::fail_unrunnable(tx, &run, "the run's workflow version no longer exists", now)
+                .await?;
         }
         return Ok(Pass {
             appended: usize::from(!terminal),
@@ -210,7 +221,13 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
         Ok(d) => d,
         Err(e) => {
             if !terminal {
-                runs::fail_unrunnable(tx, &run, &format!("the run's definition cannot be read: {e}"), now).await?;
+                runs::fail_unrunnable(
+                    tx,
+                    &run,
+                    &format!("the run's definition cannot be read: {e}"),
+                    now,
+                )
+                .await?;
             }
             return Ok(Pass {
                 appended: usize::from(!terminal),
@@ -224,7 +241,13 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
         Err(e) => {
             tracing::error!(error = %e, "run log does not fold");
             if !terminal {
-                runs::fail_unrunnable(tx, &run, &format!("the run's event log is inconsistent: {e}"), now).await?;
+                runs::fail_unrunnable(
+                    tx,
+                    &run,
+                    &format!("the run's event log is inconsistent: {e}"),
+                    now,
+                )
+                .await?;
             }
             return Ok(Pass {
                 appended: usize::from(!terminal),
@@ -240,7 +263,15 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
         });
     }
     let first = run.last_seq + 1;
-    runs::append(tx, run.id, run.project_id, run.last_seq, &decision.events, now).await?;
+    runs::append(
+        tx,
+        run.id,
+        run.project_id,
+        run.last_seq,
+        &decision.events,
+        now,
+    )
+    .await?;
     for (i, event) in decision.events.iter().enumerate() {
         let recorded = Recorded {
             seq: first + i as i64,
@@ -250,7 +281,9 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
         if let Err(e) = state.apply(&def, &recorded) {
             // decide produced an event fold rejects: a bug; keep the
             // transaction from committing half a decision.
-            return Err(Error::Db(meshhook_db::Error::Corrupt(format!("decide/fold disagree: {e}"))));
+            return Err(Error::Db(meshhook_db::Error::Corrupt(format!(
+                "decide/fold disagree: {e}"
+            ))));
         }
     }
     for command in &decision.commands {
@@ -262,7 +295,13 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
             }
             Command::WakeAt(at) => {
                 let delay = (*at - now).to_std().unwrap_or(Duration::ZERO);
-                queue::send(&mut *tx, ORCHESTRATOR_QUEUE, &runs::wake_message(run.id), delay).await?;
+                queue::send(
+                    &mut *tx,
+                    ORCHESTRATOR_QUEUE,
+                    &runs::wake_message(run.id),
+                    delay,
+                )
+                .await?;
             }
         }
     }

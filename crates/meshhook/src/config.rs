@@ -30,25 +30,60 @@ pub struct Config {
     #[arg(long, env = "MESHHOOK_BIND", default_value = "0.0.0.0", global = true)]
     pub bind: std::net::IpAddr,
     /// Where `dev` keeps its private PostgreSQL cluster and generated keys.
-    #[arg(long, env = "MESHHOOK_DATA_DIR", default_value = "./.meshhook", global = true)]
+    #[arg(
+        long,
+        env = "MESHHOOK_DATA_DIR",
+        default_value = "./.meshhook",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Public base URL of this deployment, used in webhook URLs (default http://localhost:PORT).
     #[arg(long, env = "MESHHOOK_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// HS256 secret for access tokens (a Supabase project's JWT secret works). `dev` generates one.
-    #[arg(long, env = "MESHHOOK_JWT_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MESHHOOK_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Key-encryption key for secrets: base64 of 32 bytes, optionally `id:base64`. `dev` generates one.
     #[arg(long, env = "MESHHOOK_KEK", global = true, hide_env_values = true)]
     pub kek: Option<String>,
     /// Previous key-encryption keys (comma-separated `id:base64`), still readable during a rotation.
-    #[arg(long, env = "MESHHOOK_KEK_PREVIOUS", default_value = "", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MESHHOOK_KEK_PREVIOUS",
+        default_value = "",
+        global = true,
+        hide_env_values = true
+    )]
     pub kek_previous: String,
     /// Comma-separated CIDRs or host names the executor may call despite the SSRF guard.
-    #[arg(long, env = "MESHHOOK_EGRESS_ALLOWLIST", default_value = "", global = true)]
+    #[arg(
+        long,
+        env = "MESHHOOK_EGRESS_ALLOWLIST",
+        default_value = "",
+        global = true
+    )]
     pub egress_allowlist: String,
+    /// Visibility timeout of claimed queue work: how soon the work of a
+    /// crashed worker is picked up again.
+    #[arg(
+        long,
+        env = "MESHHOOK_QUEUE_VT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub queue_vt_secs: u64,
     /// Database connections per process.
-    #[arg(long, env = "MESHHOOK_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "MESHHOOK_DB_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
     pub pool_size: u32,
     /// Serve the SPA from this built directory instead of the embedded copy.
     #[arg(long, env = "MESHHOOK_SPA_DIR", global = true)]
@@ -105,6 +140,13 @@ impl Config {
         meshhook_db::vault::Keyring::parse(current, &previous).context("MESHHOOK_KEK is invalid")
     }
 
+    /// The orchestrator's context.
+    pub fn orchestrator(&self, pool: PgPool) -> meshhook_orchestrator::Context {
+        let mut ctx = meshhook_orchestrator::Context::new(pool);
+        ctx.options.vt = std::time::Duration::from_secs(self.queue_vt_secs.max(1));
+        ctx
+    }
+
     /// The executor's context: keyring, SSRF guard, HTTP client.
     pub fn executor(&self, pool: PgPool) -> anyhow::Result<meshhook_executor::Context> {
         let egress = meshhook_executor::egress::Egress::parse(&self.egress_allowlist)
@@ -137,7 +179,10 @@ impl Config {
         let pool = meshhook_db::connect(&url, &self.pool_options("meshhook"))
             .await
             .context("connecting to DATABASE_URL")?;
-        Ok(Database { pool, cluster: None })
+        Ok(Database {
+            pool,
+            cluster: None,
+        })
     }
 
     /// For one-shot tools (`replay`): `DATABASE_URL`, else the running
@@ -146,8 +191,13 @@ impl Config {
     pub async fn database_for_tool(&self) -> anyhow::Result<Database> {
         if self.database_url.is_none() {
             if let Ok(url) = std::fs::read_to_string(self.data_dir.join(DEV_URL_FILE)) {
-                if let Ok(pool) = meshhook_db::connect(url.trim(), &self.pool_options("meshhook-tool")).await {
-                    return Ok(Database { pool, cluster: None });
+                if let Ok(pool) =
+                    meshhook_db::connect(url.trim(), &self.pool_options("meshhook-tool")).await
+                {
+                    return Ok(Database {
+                        pool,
+                        cluster: None,
+                    });
                 }
             }
         }
@@ -172,7 +222,9 @@ impl Config {
                 cluster: Some(cluster),
             }
         };
-        let report = meshhook_db::migrate::run(&db.pool).await.context("migrating the database")?;
+        let report = meshhook_db::migrate::run(&db.pool)
+            .await
+            .context("migrating the database")?;
         if !report.applied.is_empty() {
             tracing::info!(applied = ?report.applied, "migrations applied");
         }
@@ -186,10 +238,17 @@ impl Config {
 /// Logging: `RUST_LOG` picks levels per module (default info).
 pub fn init_logging(cfg: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }

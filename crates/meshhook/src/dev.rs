@@ -47,7 +47,8 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(mut cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     if cfg.jwt_secret.is_none() {
         cfg.jwt_secret = Some(persistent_key(&cfg.data_dir, "jwt-secret")?);
     }
@@ -61,16 +62,24 @@ pub async fn run(mut cfg: Config, shutdown: CancellationToken) -> anyhow::Result
     }
     let listener = tokio::net::TcpListener::bind(cfg.listen_addr())
         .await
-        .with_context(|| format!("binding {} (set PORT to use another port)", cfg.listen_addr()))?;
+        .with_context(|| {
+            format!(
+                "binding {} (set PORT to use another port)",
+                cfg.listen_addr()
+            )
+        })?;
 
     let api = meshhook_api::Context {
         pool: db.pool.clone(),
         settings: Arc::new(cfg.api_settings()),
     };
-    let orchestrator = meshhook_orchestrator::Context::new(db.pool.clone());
+    let orchestrator = cfg.orchestrator(db.pool.clone());
     let executor = cfg.executor(db.pool.clone())?;
 
-    println!("MeshHook is running at {}  (Ctrl-C to stop)", cfg.public_url());
+    println!(
+        "MeshHook is running at {}  (Ctrl-C to stop)",
+        cfg.public_url()
+    );
     let served = tokio::join!(
         meshhook_api::serve(api, listener, shutdown.clone()),
         meshhook_orchestrator::run(orchestrator, shutdown.clone()),

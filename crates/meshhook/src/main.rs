@@ -17,7 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "meshhook", version, about = "Webhook-first, durable workflow engine on PostgreSQL")]
+#[command(
+    name = "meshhook",
+    version,
+    about = "Webhook-first, durable workflow engine on PostgreSQL"
+)]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -48,7 +52,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     config::init_logging(&cli.config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("meshhook: cannot start the async runtime: {e}");
@@ -78,29 +85,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 pool: db.pool.clone(),
                 settings: std::sync::Arc::new(cfg.api_settings()),
             };
-            meshhook_api::run(ctx, addr, shutdown).await.context("serving the API")
+            meshhook_api::run(ctx, addr, shutdown)
+                .await
+                .context("serving the API")
         }
         Command::Orchestrator => {
             let db = cfg.database().await?;
-            let ctx = meshhook_orchestrator::Context::new(db.pool.clone());
-            ops::run_worker("orchestrator", &cfg, db.pool.clone(), shutdown.clone(), async move {
-                meshhook_orchestrator::run(ctx, shutdown).await;
-            })
+            let ctx = cfg.orchestrator(db.pool.clone());
+            ops::run_worker(
+                "orchestrator",
+                &cfg,
+                db.pool.clone(),
+                shutdown.clone(),
+                async move {
+                    meshhook_orchestrator::run(ctx, shutdown).await;
+                },
+            )
             .await
         }
         Command::Executor => {
             let db = cfg.database().await?;
             let ctx = cfg.executor(db.pool.clone())?;
-            ops::run_worker("executor", &cfg, db.pool.clone(), shutdown.clone(), async move {
-                meshhook_executor::run(ctx, shutdown).await;
-            })
+            ops::run_worker(
+                "executor",
+                &cfg,
+                db.pool.clone(),
+                shutdown.clone(),
+                async move {
+                    meshhook_executor::run(ctx, shutdown).await;
+                },
+            )
             .await
         }
         Command::Migrate => {
-            let url = cfg
-                .database_url
-                .clone()
-                .context("DATABASE_URL is not set: `meshhook migrate` needs the database to migrate")?;
+            let url = cfg.database_url.clone().context(
+                "DATABASE_URL is not set: `meshhook migrate` needs the database to migrate",
+            )?;
             let pool = meshhook_db::connect(&url, &cfg.pool_options("meshhook-migrate"))
                 .await
                 .context("connecting to DATABASE_URL")?;
@@ -123,13 +143,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// SIGTERM or Ctrl-C starts a graceful shutdown; a second one exits at once.
 fn spawn_signal_handler(token: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         for _ in 0..2 {
             tokio::select! {
                 _ = term.recv() => {}

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use meshhook_db::PgPool;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -39,7 +39,8 @@ pub async fn run_worker(
         .with_context(|| format!("binding {} for the {role} health server", cfg.listen_addr()))?;
     tracing::info!(role, addr = %cfg.listen_addr(), "worker started");
     let token = shutdown.clone();
-    let server = axum::serve(listener, router(pool)).with_graceful_shutdown(async move { token.cancelled().await });
+    let server = axum::serve(listener, router(pool))
+        .with_graceful_shutdown(async move { token.cancelled().await });
     let (served, ()) = tokio::join!(server, worker);
     served.context("health server")
 }

@@ -23,7 +23,11 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         let check = meshhook_orchestrator::engine::replay_check(&mut conn, *id)
             .await
             .with_context(|| format!("replaying run {id}"))?;
-        let prefix = if many { format!("{id}: ") } else { String::new() };
+        let prefix = if many {
+            format!("{id}: ")
+        } else {
+            String::new()
+        };
         if check.deterministic {
             println!("{prefix}deterministic");
         } else {
@@ -36,6 +40,10 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     }
     drop(conn);
     db.pool.close().await;
-    anyhow::ensure!(failed == 0, "{failed} of {} runs are not deterministic", args.runs.len());
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} runs are not deterministic",
+        args.runs.len()
+    );
     Ok(())
 }

@@ -1,4 +1,4 @@
-use meshhook_db::embedded::{find_binaries_in, Cluster, Error, Options};
+use meshhook_db::embedded::{Cluster, Error, Options, find_binaries_in};
 
 fn opts(dir: &std::path::Path) -> Options {
     let mut o = Options::new(dir);
@@ -8,7 +8,10 @@ fn opts(dir: &std::path::Path) -> Options {
 
 #[tokio::test]
 async fn cluster_starts_survives_a_restart_on_the_same_dir_and_refuses_a_second_owner() {
-    let tmp = std::env::temp_dir().join(format!("meshhook-embedded-test-{}", uuid::Uuid::new_v4().simple()));
+    let tmp = std::env::temp_dir().join(format!(
+        "meshhook-embedded-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     // First start: initialise and create a table.
     let mut first = Cluster::start_async(opts(&tmp)).await.expect("first start");
     let pool = sqlx::PgPool::connect(&first.url()).await.unwrap();
@@ -22,15 +25,24 @@ async fn cluster_starts_survives_a_restart_on_the_same_dir_and_refuses_a_second_
     let err = Cluster::start(&opts(&tmp)).expect_err("the data dir is locked");
     assert!(matches!(err, Error::Locked { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("in use by another MeshHook process") && msg.contains(&std::process::id().to_string()), "{msg}");
+    assert!(
+        msg.contains("in use by another MeshHook process")
+            && msg.contains(&std::process::id().to_string()),
+        "{msg}"
+    );
 
     first.stop().unwrap();
     drop(first);
 
     // Second start on the same dir: same data, no re-initialisation.
-    let second = Cluster::start_async(opts(&tmp)).await.expect("second start");
+    let second = Cluster::start_async(opts(&tmp))
+        .await
+        .expect("second start");
     let pool = sqlx::PgPool::connect(&second.url()).await.unwrap();
-    let v: i32 = sqlx::query_scalar("SELECT v FROM kept").fetch_one(&pool).await.unwrap();
+    let v: i32 = sqlx::query_scalar("SELECT v FROM kept")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(v, 42);
     pool.close().await;
     drop(second);
@@ -39,12 +51,16 @@ async fn cluster_starts_survives_a_restart_on_the_same_dir_and_refuses_a_second_
 
 #[test]
 fn binaries_are_found_on_path_or_in_the_debian_layout_and_missing_ones_give_one_clear_line() {
-    let empty = std::env::temp_dir().join(format!("meshhook-nobin-{}", uuid::Uuid::new_v4().simple()));
+    let empty =
+        std::env::temp_dir().join(format!("meshhook-nobin-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&empty).unwrap();
     let err = find_binaries_in(None, Some(empty.clone().into_os_string()), &empty).unwrap_err();
     assert!(matches!(err, Error::BinariesNotFound));
     let msg = err.to_string();
-    assert!(msg.contains("apt-get install postgresql") && msg.contains("DATABASE_URL"), "{msg}");
+    assert!(
+        msg.contains("apt-get install postgresql") && msg.contains("DATABASE_URL"),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'), "one line");
 
     // A fake Debian layout with two majors: the newest wins.
@@ -59,6 +75,9 @@ fn binaries_are_found_on_path_or_in_the_debian_layout_and_missing_ones_give_one_
     assert_eq!(found, empty.join("lib").join("15").join("bin"));
     // An explicit MESHHOOK_PG_BIN wins over everything.
     let explicit = empty.join("lib").join("13").join("bin");
-    assert_eq!(find_binaries_in(Some(explicit.clone()), None, &empty.join("lib")).unwrap(), explicit);
+    assert_eq!(
+        find_binaries_in(Some(explicit.clone()), None, &empty.join("lib")).unwrap(),
+        explicit
+    );
     std::fs::remove_dir_all(&empty).unwrap();
 }

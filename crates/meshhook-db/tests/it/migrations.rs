@@ -5,7 +5,10 @@ use meshhook_db::testing::TestDb;
 async fn migrations_apply_to_an_empty_database_and_rerun_as_a_no_op() {
     let db = TestDb::new().await; // cloned from a template migrated from empty
     let again = migrate::run(&db.pool).await.unwrap();
-    assert!(again.applied.is_empty(), "re-running applies nothing: {again:?}");
+    assert!(
+        again.applied.is_empty(),
+        "re-running applies nothing: {again:?}"
+    );
     assert_eq!(again.already, migrate::MIGRATIONS.len());
     assert!(migrate::is_current(&db.pool).await.unwrap());
 }
@@ -14,7 +17,10 @@ async fn migrations_apply_to_an_empty_database_and_rerun_as_a_no_op() {
 async fn fresh_database_migrates_from_scratch() {
     let db = TestDb::new().await;
     // Drop everything and migrate from nothing, as `meshhook migrate` would.
-    sqlx::raw_sql("DROP SCHEMA meshhook CASCADE").execute(&db.pool).await.unwrap();
+    sqlx::raw_sql("DROP SCHEMA meshhook CASCADE")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     assert!(!migrate::is_current(&db.pool).await.unwrap());
     let report = migrate::run(&db.pool).await.unwrap();
     assert_eq!(report.applied.len(), migrate::MIGRATIONS.len());
@@ -29,7 +35,10 @@ async fn an_edited_migration_is_refused() {
         .await
         .unwrap();
     let err = migrate::run(&db.pool).await.unwrap_err();
-    assert!(matches!(err, meshhook_db::Error::MigrationChanged { version: 2, .. }), "{err}");
+    assert!(
+        matches!(err, meshhook_db::Error::MigrationChanged { version: 2, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -43,12 +52,29 @@ async fn every_table_has_row_level_security_enabled() {
     .await
     .unwrap();
     for expected in [
-        "users", "projects", "project_members", "api_keys", "workflows", "workflow_versions", "webhooks",
-        "webhook_deliveries", "runs", "events", "secrets", "audit_log",
+        "users",
+        "projects",
+        "project_members",
+        "api_keys",
+        "workflows",
+        "workflow_versions",
+        "webhooks",
+        "webhook_deliveries",
+        "runs",
+        "events",
+        "secrets",
+        "audit_log",
     ] {
-        assert!(tables.iter().any(|(t, _)| t == expected), "table {expected} exists");
+        assert!(
+            tables.iter().any(|(t, _)| t == expected),
+            "table {expected} exists"
+        );
     }
-    let without: Vec<_> = tables.iter().filter(|(_, rls)| !rls).map(|(t, _)| t.as_str()).collect();
+    let without: Vec<_> = tables
+        .iter()
+        .filter(|(_, rls)| !rls)
+        .map(|(t, _)| t.as_str())
+        .collect();
     assert!(without.is_empty(), "tables without RLS: {without:?}");
 }
 
@@ -73,7 +99,10 @@ async fn a_member_sees_only_their_own_projects_rows() {
             .execute(&mut *tx)
             .await
             .unwrap();
-        sqlx::raw_sql("SET LOCAL ROLE authenticated").execute(&mut *tx).await.unwrap();
+        sqlx::raw_sql("SET LOCAL ROLE authenticated")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM meshhook.create_project('p')")
             .fetch_one(&mut *tx)
             .await
@@ -93,16 +122,20 @@ async fn a_member_sees_only_their_own_projects_rows() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::raw_sql("SET LOCAL ROLE authenticated").execute(&mut *tx).await.unwrap();
+    sqlx::raw_sql("SET LOCAL ROLE authenticated")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     let visible: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT project_id FROM meshhook.workflows")
         .fetch_all(&mut *tx)
         .await
         .unwrap();
     assert_eq!(visible, vec![projects[1]]);
-    let err = sqlx::query("INSERT INTO meshhook.workflows (project_id, name) VALUES ($1, 'intrusion')")
-        .bind(projects[0])
-        .execute(&mut *tx)
-        .await
-        .unwrap_err();
+    let err =
+        sqlx::query("INSERT INTO meshhook.workflows (project_id, name) VALUES ($1, 'intrusion')")
+            .bind(projects[0])
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");
 }

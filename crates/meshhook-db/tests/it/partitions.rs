@@ -21,10 +21,11 @@ async fn events_for_a_future_month_land_in_their_partition_after_maintenance() {
     let project = uuid::Uuid::new_v4();
     // Four months ahead: beyond the two months the migration prepared, so it
     // first lands in the default partition.
-    let at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT date_trunc('month', now()) + interval '4 months 3 days'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT date_trunc('month', now()) + interval '4 months 3 days'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     sqlx::query("INSERT INTO meshhook.events (run_id, seq, project_id, type, data, at) VALUES ($1, 1, $2, 'run_created', '{}', $3)")
         .bind(run)
         .bind(project)
@@ -32,7 +33,9 @@ async fn events_for_a_future_month_land_in_their_partition_after_maintenance() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let created = partitions::ensure(&db.pool, "meshhook.events", 5).await.unwrap();
+    let created = partitions::ensure(&db.pool, "meshhook.events", 5)
+        .await
+        .unwrap();
     assert!(!created.is_empty(), "new partitions were created");
     // The early row moved out of the default partition into its month.
     let (table, n): (String, i64) = sqlx::query_as(
@@ -63,7 +66,12 @@ async fn events_for_a_future_month_land_in_their_partition_after_maintenance() {
     .unwrap();
     assert_eq!(no_rls, 0);
     // Idempotent.
-    assert!(partitions::ensure(&db.pool, "meshhook.events", 5).await.unwrap().is_empty());
+    assert!(
+        partitions::ensure(&db.pool, "meshhook.events", 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -80,13 +88,21 @@ async fn retention_drops_partitions_past_it_and_keeps_the_rest() {
     .unwrap();
     let before = partitions_of(&db.pool, "meshhook.events").await;
     assert!(before.contains(&"events_p200001".to_owned()));
-    let dropped = partitions::drop_expired(&db.pool, "meshhook.events", Duration::from_secs(30 * 86_400))
-        .await
-        .unwrap();
+    let dropped = partitions::drop_expired(
+        &db.pool,
+        "meshhook.events",
+        Duration::from_secs(30 * 86_400),
+    )
+    .await
+    .unwrap();
     assert_eq!(dropped, vec!["events_p200001".to_owned()]);
     let after = partitions_of(&db.pool, "meshhook.events").await;
     assert!(!after.contains(&"events_p200001".to_owned()));
-    assert_eq!(after.len(), before.len() - 1, "current and future partitions kept");
+    assert_eq!(
+        after.len(),
+        before.len() - 1,
+        "current and future partitions kept"
+    );
     assert!(after.contains(&"events_default".to_owned()));
     // maintain() applies the configured retention to both tables.
     let report = partitions::maintain(&db.pool).await.unwrap();

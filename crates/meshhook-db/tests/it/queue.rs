@@ -13,7 +13,9 @@ async fn twenty_thousand_messages_eight_consumers_each_processed_exactly_once() 
     const N: usize = 20_000;
     for chunk in (0..N).collect::<Vec<_>>().chunks(1000) {
         let msgs: Vec<_> = chunk.iter().map(|i| json!({ "i": i })).collect();
-        queue::send_batch(&db.pool, "work", &msgs, Duration::ZERO).await.unwrap();
+        queue::send_batch(&db.pool, "work", &msgs, Duration::ZERO)
+            .await
+            .unwrap();
     }
     let seen = Arc::new(Mutex::new(Vec::<i64>::with_capacity(N)));
     let mut tasks = Vec::new();
@@ -22,14 +24,24 @@ async fn twenty_thousand_messages_eight_consumers_each_processed_exactly_once() 
         tasks.push(tokio::spawn(async move {
             loop {
                 let mut tx = pool.begin().await.unwrap();
-                let msgs = queue::read(&mut *tx, "work", Duration::from_secs(60), 100).await.unwrap();
+                let msgs = queue::read(&mut *tx, "work", Duration::from_secs(60), 100)
+                    .await
+                    .unwrap();
                 if msgs.is_empty() {
                     tx.commit().await.unwrap();
                     return;
                 }
-                let ids: Vec<i64> = msgs.iter().map(|m| m.message["i"].as_i64().unwrap()).collect();
+                let ids: Vec<i64> = msgs
+                    .iter()
+                    .map(|m| m.message["i"].as_i64().unwrap())
+                    .collect();
                 let msg_ids: Vec<i64> = msgs.iter().map(|m| m.msg_id).collect();
-                assert_eq!(queue::delete_batch(&mut *tx, "work", &msg_ids).await.unwrap(), msgs.len() as u64);
+                assert_eq!(
+                    queue::delete_batch(&mut *tx, "work", &msg_ids)
+                        .await
+                        .unwrap(),
+                    msgs.len() as u64
+                );
                 tx.commit().await.unwrap();
                 seen.lock().unwrap().extend(ids);
             }
@@ -48,14 +60,26 @@ async fn twenty_thousand_messages_eight_consumers_each_processed_exactly_once() 
 #[tokio::test]
 async fn unacked_message_reappears_after_its_visibility_timeout() {
     let db = TestDb::new().await;
-    let id = queue::send(&db.pool, "executor", &json!({"job": 1}), Duration::ZERO).await.unwrap();
-    let first = queue::read(&db.pool, "executor", Duration::from_millis(400), 10).await.unwrap();
+    let id = queue::send(&db.pool, "executor", &json!({"job": 1}), Duration::ZERO)
+        .await
+        .unwrap();
+    let first = queue::read(&db.pool, "executor", Duration::from_millis(400), 10)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].msg_id, id);
     assert_eq!(first[0].read_ct, 1);
-    assert!(queue::read(&db.pool, "executor", Duration::from_secs(30), 10).await.unwrap().is_empty(), "invisible while claimed");
+    assert!(
+        queue::read(&db.pool, "executor", Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "invisible while claimed"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let again = queue::read(&db.pool, "executor", Duration::from_secs(30), 10).await.unwrap();
+    let again = queue::read(&db.pool, "executor", Duration::from_secs(30), 10)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].msg_id, id);
     assert_eq!(again[0].read_ct, 2);
@@ -65,17 +89,44 @@ async fn unacked_message_reappears_after_its_visibility_timeout() {
 async fn delayed_message_is_invisible_until_due() {
     let db = TestDb::new().await;
     let sent = Instant::now();
-    queue::send(&db.pool, "orchestrator", &json!({"wake": true}), Duration::from_millis(800)).await.unwrap();
-    assert!(queue::read(&db.pool, "orchestrator", Duration::from_secs(30), 10).await.unwrap().is_empty());
-    let due_in = queue::next_visible_in(&db.pool, "orchestrator").await.unwrap().unwrap();
-    assert!(due_in <= Duration::from_millis(800) && due_in > Duration::from_millis(300), "{due_in:?}");
+    queue::send(
+        &db.pool,
+        "orchestrator",
+        &json!({"wake": true}),
+        Duration::from_millis(800),
+    )
+    .await
+    .unwrap();
+    assert!(
+        queue::read(&db.pool, "orchestrator", Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due_in = queue::next_visible_in(&db.pool, "orchestrator")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        due_in <= Duration::from_millis(800) && due_in > Duration::from_millis(300),
+        "{due_in:?}"
+    );
     loop {
-        let got = queue::read(&db.pool, "orchestrator", Duration::from_secs(30), 10).await.unwrap();
+        let got = queue::read(&db.pool, "orchestrator", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
         if !got.is_empty() {
-            assert!(sent.elapsed() >= Duration::from_millis(800), "visible after {:?}", sent.elapsed());
+            assert!(
+                sent.elapsed() >= Duration::from_millis(800),
+                "visible after {:?}",
+                sent.elapsed()
+            );
             break;
         }
-        assert!(sent.elapsed() < Duration::from_secs(5), "never became visible");
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "never became visible"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -84,20 +135,35 @@ async fn delayed_message_is_invisible_until_due() {
 async fn message_moves_to_dead_letters_after_max_reads() {
     let db = TestDb::new().await;
     queue::create(&db.pool, "fragile", 2).await.unwrap();
-    let id = queue::send(&db.pool, "fragile", &json!({"poison": true}), Duration::ZERO).await.unwrap();
+    let id = queue::send(
+        &db.pool,
+        "fragile",
+        &json!({"poison": true}),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     for expected in 1..=2 {
-        let got = queue::read(&db.pool, "fragile", Duration::ZERO, 1).await.unwrap();
+        let got = queue::read(&db.pool, "fragile", Duration::ZERO, 1)
+            .await
+            .unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].read_ct, expected);
     }
     // Third read: the message has been read max_reads times without an ack.
-    assert!(queue::read(&db.pool, "fragile", Duration::ZERO, 1).await.unwrap().is_empty());
-    assert_eq!(queue::depth(&db.pool, "fragile").await.unwrap(), 0);
-    let (dead_id, read_ct, msg): (i64, i32, serde_json::Value) =
-        sqlx::query_as("SELECT msg_id, read_ct, message FROM meshhook.queue_dead_letters WHERE queue = 'fragile'")
-            .fetch_one(&db.pool)
+    assert!(
+        queue::read(&db.pool, "fragile", Duration::ZERO, 1)
             .await
-            .unwrap();
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(queue::depth(&db.pool, "fragile").await.unwrap(), 0);
+    let (dead_id, read_ct, msg): (i64, i32, serde_json::Value) = sqlx::query_as(
+        "SELECT msg_id, read_ct, message FROM meshhook.queue_dead_letters WHERE queue = 'fragile'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!((dead_id, read_ct, msg), (id, 2, json!({"poison": true})));
     let m = queue::metrics(&db.pool).await.unwrap();
     assert_eq!(m.iter().find(|m| m.queue == "fragile").unwrap().dead, 1);
@@ -107,12 +173,25 @@ async fn message_moves_to_dead_letters_after_max_reads() {
 async fn enqueue_in_a_rolled_back_transaction_leaves_nothing() {
     let db = TestDb::new().await;
     let mut tx = db.pool.begin().await.unwrap();
-    queue::send(&mut *tx, "executor", &json!({"a": 1}), Duration::ZERO).await.unwrap();
-    queue::send_batch(&mut *tx, "executor", &[json!(1), json!(2)], Duration::ZERO).await.unwrap();
-    assert_eq!(queue::depth(&mut *tx, "executor").await.unwrap(), 3, "visible inside the transaction");
+    queue::send(&mut *tx, "executor", &json!({"a": 1}), Duration::ZERO)
+        .await
+        .unwrap();
+    queue::send_batch(&mut *tx, "executor", &[json!(1), json!(2)], Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        queue::depth(&mut *tx, "executor").await.unwrap(),
+        3,
+        "visible inside the transaction"
+    );
     tx.rollback().await.unwrap();
     assert_eq!(queue::depth(&db.pool, "executor").await.unwrap(), 0);
-    assert!(queue::read(&db.pool, "executor", Duration::from_secs(1), 10).await.unwrap().is_empty());
+    assert!(
+        queue::read(&db.pool, "executor", Duration::from_secs(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -120,9 +199,13 @@ async fn notify_wakes_an_idle_reader_in_under_50_ms() {
     let db = TestDb::new().await;
     let waker = queue::Waker::start(&db.pool).await.unwrap();
     // Warm up: the listener is connected once a notification round-trips.
-    queue::send(&db.pool, "orchestrator", &json!("warm"), Duration::ZERO).await.unwrap();
+    queue::send(&db.pool, "orchestrator", &json!("warm"), Duration::ZERO)
+        .await
+        .unwrap();
     waker.wait("orchestrator", Duration::from_secs(5)).await;
-    queue::read(&db.pool, "orchestrator", Duration::from_secs(30), 10).await.unwrap();
+    queue::read(&db.pool, "orchestrator", Duration::from_secs(30), 10)
+        .await
+        .unwrap();
 
     let mut worst = Duration::ZERO;
     for _ in 0..5 {
@@ -137,35 +220,64 @@ async fn notify_wakes_an_idle_reader_in_under_50_ms() {
         };
         tokio::time::sleep(Duration::from_millis(100)).await; // reader is idle, waiting
         let sent = Instant::now();
-        queue::send(&pool, "orchestrator", &json!("go"), Duration::ZERO).await.unwrap();
+        queue::send(&pool, "orchestrator", &json!("go"), Duration::ZERO)
+            .await
+            .unwrap();
         waiter.await.unwrap();
         let latency = sent.elapsed();
         worst = worst.max(latency);
-        let got = queue::read(&pool, "orchestrator", Duration::from_secs(30), 10).await.unwrap();
+        let got = queue::read(&pool, "orchestrator", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
         assert_eq!(got.len(), 1);
     }
-    assert!(worst < Duration::from_millis(50), "worst wake-up latency {worst:?}");
+    assert!(
+        worst < Duration::from_millis(50),
+        "worst wake-up latency {worst:?}"
+    );
 }
 
 #[tokio::test]
 async fn archive_set_vt_and_metrics() {
     let db = TestDb::new().await;
-    let a = queue::send(&db.pool, "executor", &json!("a"), Duration::ZERO).await.unwrap();
-    let b = queue::send(&db.pool, "executor", &json!("b"), Duration::ZERO).await.unwrap();
-    assert!(queue::archive(&db.pool, "executor", a).await.unwrap());
-    assert!(!queue::archive(&db.pool, "executor", a).await.unwrap(), "archiving twice finds nothing");
-    let archived: i64 = sqlx::query_scalar("SELECT count(*) FROM meshhook.queue_archive WHERE msg_id = $1")
-        .bind(a)
-        .fetch_one(&db.pool)
+    let a = queue::send(&db.pool, "executor", &json!("a"), Duration::ZERO)
         .await
         .unwrap();
+    let b = queue::send(&db.pool, "executor", &json!("b"), Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(queue::archive(&db.pool, "executor", a).await.unwrap());
+    assert!(
+        !queue::archive(&db.pool, "executor", a).await.unwrap(),
+        "archiving twice finds nothing"
+    );
+    let archived: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM meshhook.queue_archive WHERE msg_id = $1")
+            .bind(a)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(archived, 1);
-    assert!(queue::set_vt(&db.pool, "executor", b, Duration::from_secs(60)).await.unwrap());
-    assert!(queue::read(&db.pool, "executor", Duration::from_secs(1), 10).await.unwrap().is_empty());
+    assert!(
+        queue::set_vt(&db.pool, "executor", b, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        queue::read(&db.pool, "executor", Duration::from_secs(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let m = queue::metrics(&db.pool).await.unwrap();
     let ex = m.iter().find(|m| m.queue == "executor").unwrap();
     assert_eq!((ex.depth, ex.visible), (1, 0));
-    assert!(queue::oldest_age(&db.pool, "executor").await.unwrap().is_some());
+    assert!(
+        queue::oldest_age(&db.pool, "executor")
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(queue::delete(&db.pool, "executor", b).await.unwrap());
     assert!(!queue::delete(&db.pool, "executor", b).await.unwrap());
     assert_eq!(queue::oldest_age(&db.pool, "executor").await.unwrap(), None);
@@ -174,6 +286,11 @@ async fn archive_set_vt_and_metrics() {
 #[tokio::test]
 async fn sending_to_an_unknown_queue_is_a_clear_error() {
     let db = TestDb::new().await;
-    let err = queue::send(&db.pool, "nope", &json!(1), Duration::ZERO).await.unwrap_err();
-    assert!(matches!(err, meshhook_db::Error::UnknownQueue(ref q) if q == "nope"), "{err}");
+    let err = queue::send(&db.pool, "nope", &json!(1), Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, meshhook_db::Error::UnknownQueue(ref q) if q == "nope"),
+        "{err}"
+    );
 }

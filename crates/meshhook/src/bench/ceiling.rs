@@ -3,15 +3,19 @@
 //! one row at a time. Every benchmark prints it next to its own figure, so
 //! results are read relative to the machine's disk and CPU.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use meshhook_db::PgPool;
 
 /// Runs `connections` loops of autocommitted single-row inserts for
 /// `duration`; returns commits per second.
-pub async fn single_row_commits(pool: &PgPool, connections: usize, duration: Duration) -> anyhow::Result<f64> {
+pub async fn single_row_commits(
+    pool: &PgPool,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
     let table = format!("meshhook_bench_ceiling_{}", std::process::id());
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE IF NOT EXISTS public.{table} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), payload jsonb NOT NULL)"
@@ -41,6 +45,10 @@ pub async fn single_row_commits(pool: &PgPool, connections: usize, duration: Dur
         t.await??;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS public.{table}"))).execute(pool).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE IF EXISTS public.{table}"
+    )))
+    .execute(pool)
+    .await?;
     Ok(count.load(Ordering::Relaxed) as f64 / elapsed)
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::Utc;
 use meshhook_orchestrator::engine::{self, Origin, Version};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -38,7 +38,8 @@ pub struct Args {
 }
 
 fn chain(n: usize) -> Value {
-    let mut nodes = vec![json!({"id": "n0", "type": "transform", "config": {"expression": "trigger.body"}})];
+    let mut nodes =
+        vec![json!({"id": "n0", "type": "transform", "config": {"expression": "trigger.body"}})];
     let mut edges = Vec::new();
     for i in 1..n {
         nodes.push(json!({"id": format!("n{i}"), "type": "transform",
@@ -66,7 +67,9 @@ async fn publish(pool: &sqlx::PgPool, name: &str, definition: &Value) -> anyhow:
     let project = meshhook_db::workflows::create_project(&mut tx, name).await?;
     let wf = meshhook_db::workflows::create(&mut tx, project, name, definition).await?;
     meshhook_db::workflows::publish(&mut tx, wf, None).await?;
-    let v = engine::latest_version(&mut tx, wf).await?.context("published version")?;
+    let v = engine::latest_version(&mut tx, wf)
+        .await?
+        .context("published version")?;
     tx.commit().await?;
     Ok(v)
 }
@@ -74,10 +77,13 @@ async fn publish(pool: &sqlx::PgPool, name: &str, definition: &Value) -> anyhow:
 /// A loopback HTTP stub answering `{"ok": true, "echo": <body>}`.
 async fn stub() -> anyhow::Result<(String, CancellationToken)> {
     use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/hook",
-        post(|body: axum::Json<Value>| async move { axum::Json(json!({"ok": true, "echo": body.0})) }),
-    );
+    let app =
+        axum::Router::new().route(
+            "/hook",
+            post(|body: axum::Json<Value>| async move {
+                axum::Json(json!({"ok": true, "echo": body.0}))
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     let token = CancellationToken::new();
@@ -114,7 +120,10 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     orch.options.concurrency = args.concurrency;
     let workers = vec![
         tokio::spawn(meshhook_orchestrator::run(orch, shutdown.clone())),
-        tokio::spawn(meshhook_executor::run(cfg.executor(pool.clone())?, shutdown.clone())),
+        tokio::spawn(meshhook_executor::run(
+            cfg.executor(pool.clone())?,
+            shutdown.clone(),
+        )),
     ];
     println!(
         "bench engine: {} chain runs, {} latency runs, orchestrator concurrency {}",
@@ -129,7 +138,9 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         let mut tx = pool.begin().await?;
         for i in batch {
             let trig = engine::trigger(json!({"i": i}), json!({}), json!({}));
-            ids.push(engine::start_run(&mut tx, &chain_v, trig, Origin::default(), Utc::now()).await?);
+            ids.push(
+                engine::start_run(&mut tx, &chain_v, trig, Origin::default(), Utc::now()).await?,
+            );
         }
         tx.commit().await?;
     }
@@ -143,14 +154,19 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         if done as usize >= args.runs {
             break;
         }
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(600), "chain runs did not finish within 10 minutes");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(600),
+            "chain runs did not finish within 10 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = t.elapsed().as_secs_f64();
-    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM meshhook.runs WHERE workflow_id = $1 AND status <> 'succeeded'")
-        .bind(chain_v.workflow_id)
-        .fetch_one(&pool)
-        .await?;
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM meshhook.runs WHERE workflow_id = $1 AND status <> 'succeeded'",
+    )
+    .bind(chain_v.workflow_id)
+    .fetch_one(&pool)
+    .await?;
     anyhow::ensure!(failed == 0, "{failed} chain runs did not succeed");
     let chain_runs_per_s = args.runs as f64 / elapsed;
     println!(
@@ -183,7 +199,10 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
                 Some((s, _)) if s == "failed" => anyhow::bail!("http flow run {id} failed"),
                 _ => {}
             }
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "http flow run {id} did not finish");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "http flow run {id} did not finish"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         // Low load: let the system idle a moment between runs.
@@ -192,15 +211,26 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     stub_stop.cancel();
     lat.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
-    println!("http flow:    p50 {p50:.1} ms  p99 {p99:.1} ms  (trigger to completed, {} runs)", lat.len());
+    println!(
+        "http flow:    p50 {p50:.1} ms  p99 {p99:.1} ms  (trigger to completed, {} runs)",
+        lat.len()
+    );
 
     shutdown.cancel();
     for w in workers {
         let _ = w.await;
     }
 
-    let ceiling = super::ceiling::single_row_commits(&pool, args.concurrency, Duration::from_secs(args.ceiling_seconds)).await?;
-    println!("ceiling:      {ceiling:>10.0} single-row commits/s with {} connections", args.concurrency);
+    let ceiling = super::ceiling::single_row_commits(
+        &pool,
+        args.concurrency,
+        Duration::from_secs(args.ceiling_seconds),
+    )
+    .await?;
+    println!(
+        "ceiling:      {ceiling:>10.0} single-row commits/s with {} connections",
+        args.concurrency
+    );
     let round1 = |x: f64| (x * 10.0).round() / 10.0;
     println!(
         "{}",

@@ -6,11 +6,11 @@
 //! read and deleted). Then the single-row commit ceiling with the same
 //! number of connections.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use meshhook_db::{queue, PgPool};
+use meshhook_db::{PgPool, queue};
 use serde_json::json;
 
 use crate::config::Config;
@@ -38,7 +38,13 @@ fn payload(i: usize) -> serde_json::Value {
     json!({"run_id": format!("{i:032x}"), "kind": "wake", "n": i})
 }
 
-async fn produce(pool: &PgPool, q: &str, producers: usize, messages: usize, batch: usize) -> anyhow::Result<()> {
+async fn produce(
+    pool: &PgPool,
+    q: &str,
+    producers: usize,
+    messages: usize,
+    batch: usize,
+) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..producers {
@@ -62,7 +68,14 @@ async fn produce(pool: &PgPool, q: &str, producers: usize, messages: usize, batc
 }
 
 /// Reads and deletes until `target` messages were consumed in total.
-async fn consume(pool: &PgPool, waker: &queue::Waker, q: &str, consumers: usize, target: u64, batch: usize) -> anyhow::Result<()> {
+async fn consume(
+    pool: &PgPool,
+    waker: &queue::Waker,
+    q: &str,
+    consumers: usize,
+    target: u64,
+    batch: usize,
+) -> anyhow::Result<()> {
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..consumers {
@@ -88,8 +101,14 @@ async fn consume(pool: &PgPool, waker: &queue::Waker, q: &str, consumers: usize,
 }
 
 pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
-    anyhow::ensure!(args.producers > 0 && args.consumers > 0, "--producers and --consumers must be at least 1");
-    anyhow::ensure!(args.batch > 0 && args.batch <= 10_000, "--batch must be between 1 and 10000");
+    anyhow::ensure!(
+        args.producers > 0 && args.consumers > 0,
+        "--producers and --consumers must be at least 1"
+    );
+    anyhow::ensure!(
+        args.batch > 0 && args.batch <= 10_000,
+        "--batch must be between 1 and 10000"
+    );
     anyhow::ensure!(args.messages > 0, "--messages must be at least 1");
     let mut cfg = cfg.clone();
     cfg.pool_size = (args.producers + args.consumers + 4) as u32;
@@ -124,11 +143,19 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     let msgs_per_s = n as f64 / t.elapsed().as_secs_f64();
     println!("end to end:   {msgs_per_s:>10.0} msgs/s (sent, read and deleted)");
     let left = queue::depth(&pool, &q).await?;
-    anyhow::ensure!(left == 0, "{left} messages left in the queue after the benchmark");
-    sqlx::query("DELETE FROM meshhook.queues WHERE name = $1").bind(&q).execute(&pool).await?;
+    anyhow::ensure!(
+        left == 0,
+        "{left} messages left in the queue after the benchmark"
+    );
+    sqlx::query("DELETE FROM meshhook.queues WHERE name = $1")
+        .bind(&q)
+        .execute(&pool)
+        .await?;
 
     let conns = args.producers + args.consumers;
-    let ceiling = super::ceiling::single_row_commits(&pool, conns, Duration::from_secs(args.ceiling_seconds)).await?;
+    let ceiling =
+        super::ceiling::single_row_commits(&pool, conns, Duration::from_secs(args.ceiling_seconds))
+            .await?;
     println!("ceiling:      {ceiling:>10.0} single-row commits/s with {conns} connections");
     let ratio = msgs_per_s / ceiling;
     println!(
