@@ -7,6 +7,8 @@
 //! Needs the `browser` feature, a built SPA and Chromium: `cargo xtask test`
 //! provides all three.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};

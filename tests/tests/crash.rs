@@ -4,6 +4,8 @@
 //! recorded result, gapless event sequences, and `meshhook replay` must
 //! call every run deterministic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

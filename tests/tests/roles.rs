@@ -1,6 +1,8 @@
 //! The binary's roles as separate OS processes: migrate, api,
 //! orchestrator, executor, and dev with its private PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use meshhook_system_tests::{Process, TempDir, TestDb};

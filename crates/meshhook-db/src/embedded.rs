@@ -117,22 +117,21 @@ pub fn find_binaries_in(
             .iter()
             .all(|b| dir.join(b).is_file())
     };
-    if let Some(dir) = explicit {
-        if complete(&dir) {
-            return Ok(dir);
-        }
+    if let Some(dir) = explicit.filter(|d| complete(d)) {
+        return Ok(dir);
     }
     // PATH first: a `pg_ctl` there may be a symlink; resolve it to the real
     // bin dir, where `postgres` sits next to it.
     if let Some(path) = path {
         for dir in std::env::split_paths(&path) {
             let pg_ctl = dir.join("pg_ctl");
-            if let Ok(real) = fs::canonicalize(&pg_ctl) {
-                if let Some(parent) = real.parent() {
-                    if complete(parent) {
-                        return Ok(parent.to_path_buf());
-                    }
-                }
+            let real = fs::canonicalize(&pg_ctl).ok();
+            if let Some(parent) = real
+                .as_deref()
+                .and_then(Path::parent)
+                .filter(|p| complete(p))
+            {
+                return Ok(parent.to_path_buf());
             }
         }
     }

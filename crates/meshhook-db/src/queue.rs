@@ -310,7 +310,13 @@ impl Waker {
     /// the returned waker and all its clones are dropped... or never, for a
     /// process-wide waker; it reconnects on its own.
     pub async fn start(pool: &PgPool) -> Result<Self> {
-        let mut listener = PgListener::connect_with(pool).await?;
+        // Its own one-connection pool: the LISTEN connection is held for
+        // the life of the process and must not keep `pool.close()` waiting.
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with((*pool.connect_options()).clone())
+            .await?;
+        let mut listener = PgListener::connect_with(&own).await?;
         listener.listen(CHANNEL).await?;
         let waker = Self::default();
         let queues = Arc::downgrade(&waker.queues);

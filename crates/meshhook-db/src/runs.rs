@@ -155,6 +155,19 @@ pub async fn append(
             expected_last_seq,
         });
     }
+    insert_events(conn, run_id, project_id, expected_last_seq, events, at).await?;
+    Ok(expected_last_seq + n)
+}
+
+/// Inserts `events` as seqs `after + 1 ..` (the caller moved `last_seq`).
+async fn insert_events(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    project_id: Uuid,
+    after: i64,
+    events: &[Event],
+    at: DateTime<Utc>,
+) -> Result<()> {
     let mut types = Vec::with_capacity(events.len());
     let mut datas = Vec::with_capacity(events.len());
     for e in events {
@@ -168,14 +181,56 @@ pub async fn append(
          FROM unnest($4::text[], $5::jsonb[]) WITH ORDINALITY AS u(t, d, i)",
     )
     .bind(run_id)
-    .bind(expected_last_seq)
+    .bind(after)
     .bind(project_id)
     .bind(&types)
     .bind(&datas)
     .bind(at)
     .execute(&mut *conn)
     .await?;
-    Ok(expected_last_seq + n)
+    Ok(())
+}
+
+/// [`append`] and [`save_summary`] in one statement pair: moves `last_seq`
+/// (checked) and writes the fold's summary with one UPDATE, then inserts
+/// the events. The orchestrator's hot path.
+pub async fn append_with_summary(
+    conn: &mut PgConnection,
+    run: &RunRow,
+    events: &[Event],
+    at: DateTime<Utc>,
+    state: &RunState,
+) -> Result<i64> {
+    let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let error = state
+        .error
+        .as_ref()
+        .map(|message| json!({ "message": message, "node_id": state.failed_node }));
+    let moved = sqlx::query(
+        "UPDATE meshhook.runs SET last_seq = last_seq + $3, status = $4, output = $5, error = $6, last_node_id = $7,
+                started_at = coalesce(started_at, CASE WHEN $4 <> 'queued' THEN $8 END),
+                finished_at = $9, updated_at = $8
+         WHERE id = $1 AND last_seq = $2",
+    )
+    .bind(run.id)
+    .bind(run.last_seq)
+    .bind(n)
+    .bind(state.status.as_str())
+    .bind(&state.output)
+    .bind(error)
+    .bind(&state.last_node)
+    .bind(at)
+    .bind(state.finished_at)
+    .execute(&mut *conn)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Err(crate::Error::SeqConflict {
+            run_id: run.id,
+            expected_last_seq: run.last_seq,
+        });
+    }
+    insert_events(conn, run.id, run.project_id, run.last_seq, events, at).await?;
+    Ok(run.last_seq + n)
 }
 
 const RUN_COLUMNS: &str = "id, project_id, workflow_id, workflow_version_id, version, status, last_seq, definition, output, error";

@@ -504,10 +504,20 @@ where
     Ok(Secrets(out))
 }
 
+/// What [`rewrap`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrapped {
+    /// Rows moved to the current KEK.
+    pub moved: u64,
+    /// Ids of rows that did not open (unknown KEK, or altered): left as
+    /// they were, for an operator to look at.
+    pub unreadable: Vec<Uuid>,
+}
+
 /// Re-wraps every data key not under the keyring's current KEK (after a
-/// rotation), in batches, each row locked only for its own update. Returns
-/// how many rows moved. Safe to run while workers read secrets.
-pub async fn rewrap(conn: &mut PgConnection, keyring: &Keyring) -> Result<u64, Error> {
+/// rotation), in batches, each row updated only if nobody replaced it
+/// meanwhile. Safe to run while workers read secrets.
+pub async fn rewrap(conn: &mut PgConnection, keyring: &Keyring) -> Result<Rewrapped, Error> {
     #[derive(sqlx::FromRow)]
     struct Wrapped {
         id: Uuid,
@@ -517,18 +527,21 @@ pub async fn rewrap(conn: &mut PgConnection, keyring: &Keyring) -> Result<u64, E
         dek_nonce: Vec<u8>,
         kek_id: String,
     }
-    let mut moved = 0;
+    let mut report = Rewrapped::default();
+    let mut after = Uuid::nil();
     loop {
         let batch: Vec<Wrapped> = sqlx::query_as(
             "SELECT id, project_id, name, wrapped_dek, dek_nonce, kek_id FROM meshhook.secrets
-             WHERE kek_id <> $1 ORDER BY id LIMIT 100",
+             WHERE kek_id <> $1 AND id > $2 ORDER BY id LIMIT 100",
         )
         .bind(keyring.current_id())
+        .bind(after)
         .fetch_all(&mut *conn)
         .await?;
-        if batch.is_empty() {
-            return Ok(moved);
-        }
+        let Some(last) = batch.last() else {
+            return Ok(report);
+        };
+        after = last.id;
         for w in batch {
             let sealed = Sealed {
                 ciphertext: Vec::new(),
@@ -537,8 +550,14 @@ pub async fn rewrap(conn: &mut PgConnection, keyring: &Keyring) -> Result<u64, E
                 dek_nonce: w.dek_nonce,
                 kek_id: w.kek_id,
             };
-            let new = rewrap_sealed(keyring, w.project_id, &w.name, &sealed)?;
-            // Only if nobody replaced the row meanwhile.
+            let new = match rewrap_sealed(keyring, w.project_id, &w.name, &sealed) {
+                Ok(new) => new,
+                Err(Error::UnknownKek { .. } | Error::Undecryptable(_)) => {
+                    report.unreadable.push(w.id);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let r = sqlx::query(
                 "UPDATE meshhook.secrets SET wrapped_dek = $2, dek_nonce = $3, kek_id = $4
                  WHERE id = $1 AND kek_id = $5 AND wrapped_dek = $6",
@@ -551,7 +570,7 @@ pub async fn rewrap(conn: &mut PgConnection, keyring: &Keyring) -> Result<u64, E
             .bind(&sealed.wrapped_dek)
             .execute(&mut *conn)
             .await?;
-            moved += r.rows_affected();
+            report.moved += r.rows_affected();
         }
     }
 }

@@ -32,7 +32,7 @@ pub struct Refused {
 
 /// An allowlist entry that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("MESHHOOK_EGRESS_ALLOWLIST: `{0}` is neither a CIDR, an IP address nor a host name")]
+#[error("`{0}` is neither a CIDR, an IP address nor a host name")]
 pub struct InvalidEntry(pub String);
 
 /// The guard's configuration: what is allowed beyond public addresses.
@@ -46,7 +46,14 @@ pub struct Egress {
 impl fmt::Debug for Egress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Egress")
-            .field("allow_nets", &self.nets.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .field(
+                "allow_nets",
+                &self
+                    .nets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            )
             .field("allow_hosts", &self.hosts)
             .finish()
     }
@@ -61,11 +68,17 @@ impl Egress {
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             if let Ok(net) = entry.parse::<IpNet>() {
                 egress.nets.push(net.trunc());
-            } else if let Ok(ip) = entry.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            } else if let Ok(ip) = entry
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+            {
                 egress.nets.push(IpNet::from(ip));
             } else if is_host_pattern(entry) {
                 let host = entry.to_ascii_lowercase();
-                egress.hosts.push(host.strip_prefix('*').map_or(host.clone(), str::to_owned));
+                egress
+                    .hosts
+                    .push(host.strip_prefix('*').map_or(host.clone(), str::to_owned));
             } else {
                 return Err(InvalidEntry(entry.to_owned()));
             }
@@ -81,9 +94,13 @@ impl Egress {
     /// Whether `host` (a name, as in a URL) is allowlisted by name.
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.hosts
-            .iter()
-            .any(|h| if h.starts_with('.') { host.ends_with(h.as_str()) } else { host == *h })
+        self.hosts.iter().any(|h| {
+            if h.starts_with('.') {
+                host.ends_with(h.as_str())
+            } else {
+                host == *h
+            }
+        })
     }
 
     /// Checks one address: `Ok` for public or allowlisted addresses.
@@ -92,10 +109,17 @@ impl Egress {
             return Ok(());
         };
         let canonical = canonical(ip);
-        if self.nets.iter().any(|n| n.contains(&ip) || n.contains(&canonical)) {
+        if self
+            .nets
+            .iter()
+            .any(|n| n.contains(&ip) || n.contains(&canonical))
+        {
             return Ok(());
         }
-        Err(Refused { ip: canonical, class })
+        Err(Refused {
+            ip: canonical,
+            class,
+        })
     }
 }
 
@@ -106,7 +130,9 @@ fn is_host_pattern(entry: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -156,9 +182,12 @@ fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
         (100, 64..=127, _) => "a shared (carrier-grade NAT) address",
         (224..=239, _, _) => "a multicast address",
         (0, _, _) => "a 'this network' address",
-        (192, 0, 0) | (192, 0, 2) | (198, 51, 100) | (203, 0, 113) | (198, 18..=19, _) | (240..=255, _, _) => {
-            "a reserved address"
-        }
+        (192, 0, 0)
+        | (192, 0, 2)
+        | (198, 51, 100)
+        | (203, 0, 113)
+        | (198, 18..=19, _)
+        | (240..=255, _, _) => "a reserved address",
         _ => return None,
     })
 }
@@ -198,7 +227,8 @@ impl reqwest::dns::Resolve for Resolver {
         let egress = self.egress.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if egress.allows_host(&host) {
                 return Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs);
             }
@@ -214,7 +244,9 @@ impl reqwest::dns::Resolve for Resolver {
                 })
                 .collect();
             match (allowed.is_empty(), first_refusal) {
-                (true, Some(refused)) => Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>),
+                (true, Some(refused)) => {
+                    Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>)
+                }
                 _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
             }
         })
@@ -261,20 +293,31 @@ mod tests {
             r.to_string(),
             "refused: 10.0.0.1 is a private address (set MESHHOOK_EGRESS_ALLOWLIST to allow it)"
         );
-        assert_eq!(e.check_ip(ip("::ffff:10.0.0.1")).expect_err("mapped").ip, ip("10.0.0.1"));
+        assert_eq!(
+            e.check_ip(ip("::ffff:10.0.0.1")).expect_err("mapped").ip,
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
     fn allows_public_addresses() {
         let e = Egress::default();
-        for addr in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for addr in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert_eq!(e.check_ip(ip(addr)), Ok(()), "{addr}");
         }
     }
 
     #[test]
     fn allowlist_exempts_cidrs_addresses_and_hosts() {
-        let e = Egress::parse(" 10.1.0.0/16, 127.0.0.1 ,fd00::/8, internal.example, *.svc.local ").expect("parses");
+        let e = Egress::parse(" 10.1.0.0/16, 127.0.0.1 ,fd00::/8, internal.example, *.svc.local ")
+            .expect("parses");
         assert_eq!(e.check_ip(ip("10.1.2.3")), Ok(()));
         assert!(e.check_ip(ip("10.2.0.1")).is_err());
         assert_eq!(e.check_ip(ip("127.0.0.1")), Ok(()));

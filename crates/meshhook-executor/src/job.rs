@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::{CLAIM_VT, Context, RECORD_SLACK, record, send};
+use crate::{Context, record, send};
 
 /// The message on the `executor` queue, as the orchestrator sends it:
 /// `{"run_id", "project_id", "job": <Command::ScheduleHttp>}`.
@@ -42,7 +42,8 @@ pub(crate) struct Job {
 
 impl Job {
     fn decode(msg: &Message) -> Result<Self, String> {
-        let m: JobMessage = serde_json::from_value(msg.message.clone()).map_err(|e| e.to_string())?;
+        let m: JobMessage =
+            serde_json::from_value(msg.message.clone()).map_err(|e| e.to_string())?;
         match m.job {
             Command::ScheduleHttp {
                 node_id,
@@ -101,7 +102,10 @@ async fn process(ctx: &Context, job: &Job) -> Result<(), meshhook_db::Error> {
     let now = Utc::now();
     if now < job.not_before {
         let early = (job.not_before - now).to_std().unwrap_or_default();
-        tracing::debug!(early_ms = early.as_millis() as u64, "job is early; postponed");
+        tracing::debug!(
+            early_ms = early.as_millis() as u64,
+            "job is early; postponed"
+        );
         queue::set_vt(&ctx.pool, EXECUTOR_QUEUE, job.msg_id, early).await?;
         return Ok(());
     }
@@ -113,8 +117,9 @@ async fn process(ctx: &Context, job: &Job) -> Result<(), meshhook_db::Error> {
         queue::delete(&ctx.pool, EXECUTOR_QUEUE, job.msg_id).await?;
         return Ok(());
     }
-    let needed = Duration::from_millis(job.request.timeout_ms).saturating_add(RECORD_SLACK);
-    if needed > CLAIM_VT {
+    let needed =
+        Duration::from_millis(job.request.timeout_ms).saturating_add(ctx.options.record_slack);
+    if needed > ctx.options.claim_vt {
         queue::set_vt(&ctx.pool, EXECUTOR_QUEUE, job.msg_id, needed).await?;
     }
     let outcome = send::perform(ctx, job).await?;

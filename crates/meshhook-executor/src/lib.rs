@@ -47,7 +47,8 @@ pub enum Error {
 }
 
 /// Tuning. Defaults: 32 jobs at once, 1 MiB of response body, breaker
-/// 5 failures / 60 s / 1 probe, 1 s poll, 30 s drain.
+/// 5 failures / 60 s / 1 probe, 1 s poll, 30 s drain, 45 s claims (the
+/// default 30 s request timeout plus 15 s to record).
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Jobs in flight at once.
@@ -63,6 +64,13 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Sent as `User-Agent`.
     pub user_agent: String,
+    /// How long a claimed job stays invisible to other workers (the
+    /// visibility timeout of `read`); a job whose request timeout plus
+    /// `record_slack` is longer extends its own claim before sending.
+    pub claim_vt: Duration,
+    /// Time allowed on top of a request's timeout for secrets, the breaker
+    /// and recording.
+    pub record_slack: Duration,
 }
 
 impl Default for Options {
@@ -74,6 +82,8 @@ impl Default for Options {
             poll: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(30),
             user_agent: concat!("MeshHook/", env!("CARGO_PKG_VERSION")).to_owned(),
+            claim_vt: Duration::from_secs(45),
+            record_slack: Duration::from_secs(15),
         }
     }
 }
@@ -105,8 +115,14 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// Builds the context and its HTTP client (rustls, no proxies, at most
     /// 5 redirects, DNS answers filtered by `egress`).
-    pub fn new(pool: PgPool, keyring: Arc<Keyring>, egress: Arc<Egress>, options: Options) -> Result<Self, Error> {
-        let client = send::client(&egress, &options.user_agent).map_err(|e| Error::Client(e.to_string()))?;
+    pub fn new(
+        pool: PgPool,
+        keyring: Arc<Keyring>,
+        egress: Arc<Egress>,
+        options: Options,
+    ) -> Result<Self, Error> {
+        let client =
+            send::client(&egress, &options.user_agent).map_err(|e| Error::Client(e.to_string()))?;
         Ok(Context {
             pool,
             keyring,
@@ -116,13 +132,6 @@ impl Context {
         })
     }
 }
-
-/// How long a claimed job stays invisible to other workers: long enough for
-/// the default 30 s request timeout plus 15 s to record. Jobs with longer
-/// timeouts extend their own claim before sending.
-const CLAIM_VT: Duration = Duration::from_secs(45);
-/// Slack on top of a job's request timeout for secrets, breaker and recording.
-const RECORD_SLACK: Duration = Duration::from_secs(15);
 
 /// Runs the worker until `shutdown` fires: claims jobs as they arrive
 /// (notifications, with a poll as fallback), runs up to
@@ -154,7 +163,14 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             continue;
         }
         let n = i32::try_from(free).unwrap_or(i32::MAX);
-        match meshhook_db::queue::read(&ctx.pool, meshhook_db::runs::EXECUTOR_QUEUE, CLAIM_VT, n).await {
+        match meshhook_db::queue::read(
+            &ctx.pool,
+            meshhook_db::runs::EXECUTOR_QUEUE,
+            ctx.options.claim_vt,
+            n,
+        )
+        .await
+        {
             Ok(msgs) if !msgs.is_empty() => {
                 for msg in msgs {
                     let Ok(permit) = permits.clone().acquire_owned().await else {

@@ -25,8 +25,8 @@ async fn accepts(conn: &mut PgConnection, run: &RunRow, job: &Job) -> Result<boo
         tracing::warn!("the run's definition is gone; nothing to record");
         return Ok(false);
     };
-    let definition: Definition =
-        serde_json::from_value(definition).map_err(|e| Error::Corrupt(format!("definition: {e}")))?;
+    let definition: Definition = serde_json::from_value(definition)
+        .map_err(|e| Error::Corrupt(format!("definition: {e}")))?;
     let log = runs::events(&mut *conn, run.id).await?;
     match fold(&definition, &log) {
         Ok(state) => Ok(state.accepts_http_result(&job.node_id, job.attempt)),
@@ -68,9 +68,22 @@ async fn record_once(ctx: &Context, job: &Job, outcome: &Outcome) -> Result<()> 
     let run = runs::lock(&mut tx, job.run_id).await?;
     let recorded = match &run {
         Some(run) if accepts(&mut tx, run, job).await? => {
-            runs::append(&mut tx, run.id, run.project_id, run.last_seq, std::slice::from_ref(&outcome.event), now)
-                .await?;
-            queue::send(&mut *tx, ORCHESTRATOR_QUEUE, &runs::wake_message(run.id), Duration::ZERO).await?;
+            runs::append(
+                &mut tx,
+                run.id,
+                run.project_id,
+                run.last_seq,
+                std::slice::from_ref(&outcome.event),
+                now,
+            )
+            .await?;
+            queue::send(
+                &mut *tx,
+                ORCHESTRATOR_QUEUE,
+                &runs::wake_message(run.id),
+                Duration::ZERO,
+            )
+            .await?;
             true
         }
         _ => false,

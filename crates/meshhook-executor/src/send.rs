@@ -11,7 +11,7 @@ use meshhook_core::breaker::Admission;
 use meshhook_core::event::{Event, HttpErrorKind, HttpRequest};
 use meshhook_core::template;
 use meshhook_db::vault::{self, Secrets};
-use meshhook_db::{breakers, Result};
+use meshhook_db::{Result, breakers};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::Value;
@@ -75,10 +75,24 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    fn failed(job: &Job, kind: HttpErrorKind, error: String, status: Option<u16>, retry_after: Option<Duration>) -> Self {
+    fn failed(
+        job: &Job,
+        kind: HttpErrorKind,
+        error: String,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    ) -> Self {
         let retry = kind
             .is_retryable()
-            .then(|| plan_retry(&job.retry, job.attempt, retry_after, rand::random::<f64>(), Utc::now()))
+            .then(|| {
+                plan_retry(
+                    &job.retry,
+                    job.attempt,
+                    retry_after,
+                    rand::random::<f64>(),
+                    Utc::now(),
+                )
+            })
             .flatten();
         Outcome {
             event: Event::HttpAttemptFailed {
@@ -104,19 +118,36 @@ impl Outcome {
 /// request itself does wrong becomes an event.
 pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
     // Secrets, resolved now and only for this send.
-    let symbolic = serde_json::to_value(&job.request).map_err(|e| meshhook_db::Error::Corrupt(e.to_string()))?;
+    let symbolic = serde_json::to_value(&job.request)
+        .map_err(|e| meshhook_db::Error::Corrupt(e.to_string()))?;
     let mut names = template::secret_refs(&symbolic);
-    names.extend(template::secret_refs(&Value::String(job.idempotency_key.clone())));
+    names.extend(template::secret_refs(&Value::String(
+        job.idempotency_key.clone(),
+    )));
     let secrets = if names.is_empty() {
         Secrets::default()
     } else {
         let mut conn = ctx.pool.acquire().await?;
-        match vault::resolve(&mut conn, job.project_id, &names, &ctx.keyring, Some(job.run_id)).await {
+        match vault::resolve(
+            &mut conn,
+            job.project_id,
+            &names,
+            &ctx.keyring,
+            Some(job.run_id),
+        )
+        .await
+        {
             Ok(s) => s,
             Err(vault::Error::Db(e)) => return Err(e),
             Err(e) => {
                 tracing::info!(error = %e, "secret unavailable");
-                return Ok(Outcome::failed(job, HttpErrorKind::Secret, e.to_string(), None, None));
+                return Ok(Outcome::failed(
+                    job,
+                    HttpErrorKind::Secret,
+                    e.to_string(),
+                    None,
+                    None,
+                ));
             }
         }
     };
@@ -131,18 +162,40 @@ pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
     let (request, key) = match (resolved, key) {
         (Ok(r), Ok(k)) => (r, k),
         (Err(e), _) => return Ok(Outcome::failed(job, HttpErrorKind::Secret, e, None, None)),
-        (_, Err(e)) => return Ok(Outcome::failed(job, HttpErrorKind::Secret, e.to_string(), None, None)),
+        (_, Err(e)) => {
+            return Ok(Outcome::failed(
+                job,
+                HttpErrorKind::Secret,
+                e.to_string(),
+                None,
+                None,
+            ));
+        }
     };
 
     let built = match build(&request, &key) {
         Ok(b) => b,
-        Err(e) => return Ok(Outcome::failed(job, HttpErrorKind::InvalidRequest, clean(e), None, None)),
+        Err(e) => {
+            return Ok(Outcome::failed(
+                job,
+                HttpErrorKind::InvalidRequest,
+                clean(e),
+                None,
+                None,
+            ));
+        }
     };
     if let Some(ip) = literal_ip(&built.url)
         && let Err(refused) = ctx.egress.check_ip(ip)
     {
         tracing::info!(%refused, "request refused by the SSRF guard");
-        return Ok(Outcome::failed(job, HttpErrorKind::Ssrf, refused.to_string(), None, None));
+        return Ok(Outcome::failed(
+            job,
+            HttpErrorKind::Ssrf,
+            refused.to_string(),
+            None,
+            None,
+        ));
     }
 
     // Circuit breaker admission, in its own short transaction so other
@@ -163,7 +216,10 @@ pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
         return Ok(Outcome::failed(
             job,
             HttpErrorKind::CircuitOpen,
-            format!("circuit breaker for {host} is open until {}", until.to_rfc3339()),
+            format!(
+                "circuit breaker for {host} is open until {}",
+                until.to_rfc3339()
+            ),
             None,
             Some(wait),
         ));
@@ -171,7 +227,11 @@ pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
 
     let timeout = Duration::from_millis(request.timeout_ms.max(1));
     let started = Instant::now();
-    let mut req = ctx.client.request(built.method, built.url).headers(built.headers).timeout(timeout);
+    let mut req = ctx
+        .client
+        .request(built.method, built.url)
+        .headers(built.headers)
+        .timeout(timeout);
     if let Some(body) = &request.body {
         req = req.json(body);
     }
@@ -188,15 +248,24 @@ pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
     };
     if is_retryable_status(&job.retry, code) {
         let retry_after = retry_after(response.headers());
-        let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
+        let reason = status
+            .canonical_reason()
+            .map(|r| format!(" {r}"))
+            .unwrap_or_default();
         tracing::info!(status = code, "retryable status");
-        return Ok(
-            Outcome::failed(job, HttpErrorKind::Status, format!("HTTP {code}{reason}"), Some(code), retry_after)
-                .with_breaker(&host, health),
-        );
+        return Ok(Outcome::failed(
+            job,
+            HttpErrorKind::Status,
+            format!("HTTP {code}{reason}"),
+            Some(code),
+            retry_after,
+        )
+        .with_breaker(&host, health));
     }
     let headers = response_headers(response.headers(), &secrets);
-    let is_json = headers.get("content-type").is_some_and(|ct| ct.contains("json"));
+    let is_json = headers
+        .get("content-type")
+        .is_some_and(|ct| ct.contains("json"));
     let (bytes, truncated) = match read_capped(response, ctx.options.max_response_bytes).await {
         Ok(b) => b,
         Err(e) => return Ok(transport_failure(job, e, timeout, &host, &secrets)),
@@ -230,7 +299,10 @@ struct Built {
 fn build(request: &HttpRequest, idempotency_key: &str) -> Result<Built, String> {
     let mut url = Url::parse(&request.url).map_err(|e| format!("invalid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("unsupported URL scheme `{}` (use http or https)", url.scheme()));
+        return Err(format!(
+            "unsupported URL scheme `{}` (use http or https)",
+            url.scheme()
+        ));
     }
     let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
         return Err("the URL has no host".to_owned());
@@ -240,18 +312,22 @@ fn build(request: &HttpRequest, idempotency_key: &str) -> Result<Built, String> 
     }
     let mut headers = HeaderMap::new();
     for (name, value) in &request.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name `{name}`"))?;
-        let value = HeaderValue::from_str(value).map_err(|_| format!("header `{name}` has an invalid value"))?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name `{name}`"))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("header `{name}` has an invalid value"))?;
         headers.append(name, value);
     }
-    let key = HeaderValue::from_str(idempotency_key).map_err(|_| "the idempotency key is not a valid header value".to_owned())?;
+    let key = HeaderValue::from_str(idempotency_key)
+        .map_err(|_| "the idempotency key is not a valid header value".to_owned())?;
     headers.insert(HeaderName::from_static("idempotency-key"), key);
     let breaker_key = match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host,
     };
     Ok(Built {
-        method: Method::from_bytes(request.method.as_str().as_bytes()).map_err(|_| "invalid method".to_owned())?,
+        method: Method::from_bytes(request.method.as_str().as_bytes())
+            .map_err(|_| "invalid method".to_owned())?,
         url,
         headers,
         breaker_key,
@@ -259,7 +335,13 @@ fn build(request: &HttpRequest, idempotency_key: &str) -> Result<Built, String> 
 }
 
 /// Classifies a failure to get (or read) a response.
-fn transport_failure(job: &Job, e: reqwest::Error, timeout: Duration, host: &str, secrets: &Secrets) -> Outcome {
+fn transport_failure(
+    job: &Job,
+    e: reqwest::Error,
+    timeout: Duration,
+    host: &str,
+    secrets: &Secrets,
+) -> Outcome {
     if let Some(refused) = find_source::<Refused>(&e) {
         tracing::info!(%refused, "request refused by the SSRF guard");
         return Outcome::failed(job, HttpErrorKind::Ssrf, refused.to_string(), None, None);
@@ -302,7 +384,9 @@ fn describe(e: reqwest::Error) -> String {
     text
 }
 
-fn find_source<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut current = Some(e);
     while let Some(err) = current {
         if let Some(found) = err.downcast_ref::<T>() {
@@ -315,18 +399,28 @@ fn find_source<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error
 
 /// `Retry-After`: delay-seconds or an HTTP-date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 fn response_headers(headers: &HeaderMap, secrets: &Secrets) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
-        let value = scrub(String::from_utf8_lossy(value.as_bytes()).into_owned(), secrets);
+        let value = scrub(
+            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            secrets,
+        );
         out.entry(name.as_str().to_ascii_lowercase())
             .and_modify(|v| {
                 v.push_str(", ");
@@ -337,7 +431,10 @@ fn response_headers(headers: &HeaderMap, secrets: &Secrets) -> BTreeMap<String, 
     out
 }
 
-async fn read_capped(mut response: reqwest::Response, max: usize) -> reqwest::Result<(Vec<u8>, bool)> {
+async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> reqwest::Result<(Vec<u8>, bool)> {
     let mut buf = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = max.saturating_sub(buf.len());
@@ -396,7 +493,10 @@ mod tests {
     #[test]
     fn builds_url_headers_and_breaker_key() {
         let b = build(&request("https://API.example.com:8443/x?y=1"), "run-node").expect("builds");
-        assert_eq!(b.url.as_str(), "https://api.example.com:8443/x?y=1&a+b=c%26d");
+        assert_eq!(
+            b.url.as_str(),
+            "https://api.example.com:8443/x?y=1&a+b=c%26d"
+        );
         assert_eq!(b.headers["idempotency-key"], "run-node");
         assert_eq!(b.headers["x-trace"], "abc");
         assert_eq!(b.breaker_key, "api.example.com:8443");
@@ -414,12 +514,24 @@ mod tests {
         h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         let later = std::time::SystemTime::now() + Duration::from_secs(120);
-        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_str(&httpdate::fmt_http_date(later)).expect("ascii"));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).expect("ascii"),
+        );
         let d = retry_after(&h).expect("date");
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
-        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("soon"),
+        );
         assert_eq!(retry_after(&h), None);
     }
 
@@ -427,8 +539,17 @@ mod tests {
     fn bodies() {
         let none = Secrets::default();
         assert_eq!(body_value(b"", true, false, &none), Value::Null);
-        assert_eq!(body_value(br#"{"a":1}"#, true, false, &none), serde_json::json!({"a": 1}));
-        assert_eq!(body_value(br#"{"a":1}"#, false, false, &none), Value::String(r#"{"a":1}"#.into()));
-        assert_eq!(body_value(br#"{"a":"#, true, true, &none), Value::String(r#"{"a":"#.into()));
+        assert_eq!(
+            body_value(br#"{"a":1}"#, true, false, &none),
+            serde_json::json!({"a": 1})
+        );
+        assert_eq!(
+            body_value(br#"{"a":1}"#, false, false, &none),
+            Value::String(r#"{"a":1}"#.into())
+        );
+        assert_eq!(
+            body_value(br#"{"a":"#, true, true, &none),
+            Value::String(r#"{"a":"#.into())
+        );
     }
 }

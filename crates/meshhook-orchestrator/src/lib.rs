@@ -61,6 +61,8 @@ impl Default for Options {
 pub struct Context {
     pub pool: PgPool,
     pub options: Options,
+    /// Parsed definitions of published versions (immutable, so never stale).
+    pub definitions: Definitions,
 }
 
 impl Context {
@@ -68,7 +70,36 @@ impl Context {
         Self {
             pool,
             options: Options::default(),
+            definitions: Definitions::default(),
         }
+    }
+}
+
+/// A bounded cache of parsed definitions by workflow version id. Versions
+/// are immutable, so an entry never goes stale; test runs (whose
+/// definition lives on the run row) bypass it.
+#[derive(Clone, Default)]
+pub struct Definitions {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, Arc<Definition>>>>,
+}
+
+impl Definitions {
+    const CAPACITY: usize = 1024;
+
+    fn get(&self, id: Uuid) -> Option<Arc<Definition>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn put(&self, id: Uuid, def: Arc<Definition>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(id, def);
     }
 }
 
@@ -136,9 +167,10 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
                 break;
             };
             let pool = ctx.pool.clone();
+            let defs = ctx.definitions.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                if let Err(e) = handle(&pool, &msg).await {
+                if let Err(e) = handle(&pool, &defs, &msg).await {
                     // Left unacked: it reappears after its visibility timeout.
                     tracing::warn!(msg_id = msg.msg_id, error = %e, "orchestrator pass failed; will retry");
                 }
@@ -168,7 +200,7 @@ async fn maintenance_loop(pool: PgPool, every: Duration, shutdown: CancellationT
 }
 
 /// Processes one wake-up message.
-async fn handle(pool: &PgPool, msg: &Message) -> Result<(), Error> {
+async fn handle(pool: &PgPool, defs: &Definitions, msg: &Message) -> Result<(), Error> {
     let run_id = msg
         .message
         .get("run_id")
@@ -183,7 +215,7 @@ async fn handle(pool: &PgPool, msg: &Message) -> Result<(), Error> {
         return Ok(());
     };
     let mut tx = pool.begin().await?;
-    advance(&mut tx, run_id).await?;
+    advance(&mut tx, defs, run_id).await?;
     queue::delete(&mut *tx, ORCHESTRATOR_QUEUE, msg.msg_id).await?;
     tx.commit().await?;
     Ok(())
@@ -200,39 +232,58 @@ pub struct Pass {
 
 /// Loads, folds, decides and records for one run inside `tx` (which holds
 /// the run's row lock until it commits).
-#[tracing::instrument(skip(tx), fields(run_id = %run_id))]
-pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, Error> {
+#[tracing::instrument(skip(tx, defs), fields(run_id = %run_id))]
+pub async fn advance(
+    tx: &mut sqlx::PgConnection,
+    defs: &Definitions,
+    run_id: Uuid,
+) -> Result<Pass, Error> {
     let Some(run) = runs::lock(tx, run_id).await? else {
         return Ok(Pass::default());
     };
     let terminal = matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled");
     let now = Utc::now();
-    let Some(raw) = runs::definition(tx, &run).await? else {
-        if !terminal {
-            runs::fail_unrunnable(tx, &run, "the run's workflow version no longer exists", now)
-                .await?;
-        }
-        return Ok(Pass {
-            appended: usize::from(!terminal),
-            status: Some("failed".into()),
-        });
+    let cached = match (run.definition.is_none(), run.workflow_version_id) {
+        (true, Some(vid)) => defs.get(vid),
+        _ => None,
     };
-    let def: Definition = match serde_json::from_value(raw) {
-        Ok(d) => d,
-        Err(e) => {
-            if !terminal {
-                runs::fail_unrunnable(
-                    tx,
-                    &run,
-                    &format!("the run's definition cannot be read: {e}"),
-                    now,
-                )
-                .await?;
+    let def: Arc<Definition> = match cached {
+        Some(d) => d,
+        None => {
+            let Some(raw) = runs::definition(tx, &run).await? else {
+                if !terminal {
+                    runs::fail_unrunnable(
+                        tx,
+                        &run,
+                        "the run's workflow version no longer exists",
+                        now,
+                    )
+                    .await?;
+                }
+                return Ok(Pass {
+                    appended: usize::from(!terminal),
+                    status: Some("failed".into()),
+                });
+            };
+            match serde_json::from_value::<Definition>(raw) {
+                Ok(d) => {
+                    let d = Arc::new(d);
+                    if let (None, Some(vid)) = (&run.definition, run.workflow_version_id) {
+                        defs.put(vid, d.clone());
+                    }
+                    d
+                }
+                Err(e) => {
+                    if !terminal {
+                        let msg = format!("the run's definition cannot be read: {e}");
+                        runs::fail_unrunnable(tx, &run, &msg, now).await?;
+                    }
+                    return Ok(Pass {
+                        appended: usize::from(!terminal),
+                        status: Some("failed".into()),
+                    });
+                }
             }
-            return Ok(Pass {
-                appended: usize::from(!terminal),
-                status: Some("failed".into()),
-            });
         }
     };
     let log = runs::events(tx, run_id).await?;
@@ -263,15 +314,6 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
         });
     }
     let first = run.last_seq + 1;
-    runs::append(
-        tx,
-        run.id,
-        run.project_id,
-        run.last_seq,
-        &decision.events,
-        now,
-    )
-    .await?;
     for (i, event) in decision.events.iter().enumerate() {
         let recorded = Recorded {
             seq: first + i as i64,
@@ -286,6 +328,7 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
             ))));
         }
     }
+    runs::append_with_summary(tx, &run, &decision.events, now, &state).await?;
     for command in &decision.commands {
         match command {
             Command::ScheduleHttp { not_before, .. } => {
@@ -305,7 +348,6 @@ pub async fn advance(tx: &mut sqlx::PgConnection, run_id: Uuid) -> Result<Pass, 
             }
         }
     }
-    runs::save_summary(tx, run.id, &state).await?;
     Ok(Pass {
         appended: decision.events.len(),
         status: Some(state.status.as_str().to_owned()),

@@ -151,11 +151,17 @@ impl Config {
     pub fn executor(&self, pool: PgPool) -> anyhow::Result<meshhook_executor::Context> {
         let egress = meshhook_executor::egress::Egress::parse(&self.egress_allowlist)
             .map_err(|e| anyhow::anyhow!("MESHHOOK_EGRESS_ALLOWLIST: {e}"))?;
+        let vt = std::time::Duration::from_secs(self.queue_vt_secs.max(1));
+        let options = meshhook_executor::Options {
+            claim_vt: vt,
+            record_slack: vt.min(std::time::Duration::from_secs(15)),
+            ..meshhook_executor::Options::default()
+        };
         meshhook_executor::Context::new(
             pool,
             std::sync::Arc::new(self.keyring()?),
             std::sync::Arc::new(egress),
-            meshhook_executor::Options::default(),
+            options,
         )
         .map_err(|e| anyhow::anyhow!("starting the executor: {e}"))
     }

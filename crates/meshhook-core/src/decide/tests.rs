@@ -163,7 +163,7 @@ fn http_call_is_rendered_with_symbolic_secrets() {
     );
     assert_eq!(request.body, Some(json!({"count": 3})));
     assert_eq!(request.timeout_ms, 30_000);
-    assert_eq!(idempotency_key, &format!("{}:call", run_id()));
+    assert_eq!(idempotency_key, &format!("{}-call", run_id()));
     let s = run.state();
     assert_eq!(s.status, RunStatus::Running);
     assert_eq!(s.frontier(), vec!["call"]);
@@ -234,7 +234,7 @@ fn recorded_retries_are_scheduled_then_exhausted() {
         };
         assert_eq!(*a, attempt + 1);
         assert!(*not_before > at(2));
-        assert_eq!(idempotency_key, &format!("{}:call", run_id()));
+        assert_eq!(idempotency_key, &format!("{}-call", run_id()));
     }
     assert_eq!(run.state().steps["call"].attempts, 5);
     run.fail_attempt(at(3), "call", 5, false);

@@ -1,5 +1,7 @@
 //! meshhook-db integration tests: real PostgreSQL, a fresh database per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod embedded;
 mod migrations;
 mod partitions;

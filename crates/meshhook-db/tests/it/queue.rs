@@ -50,7 +50,7 @@ async fn twenty_thousand_messages_eight_consumers_each_processed_exactly_once() 
     for t in tasks {
         t.await.unwrap();
     }
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), N, "every message processed once, none twice");
     let distinct: HashSet<_> = seen.iter().collect();
     assert_eq!(distinct.len(), N, "no message processed twice");

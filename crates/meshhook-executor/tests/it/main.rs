@@ -46,7 +46,13 @@ struct Stub {
 
 impl Stub {
     fn seen(&self, path: &str) -> Vec<Seen> {
-        self.seen.lock().unwrap().iter().filter(|s| s.path == path).cloned().collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
     }
 
     fn total(&self) -> usize {
@@ -54,11 +60,21 @@ impl Stub {
     }
 }
 
-async fn stub_handler(State(stub): State<Stub>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn stub_handler(
+    State(stub): State<Stub>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     let headers: BTreeMap<String, String> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     let auth = headers.get("authorization").cloned();
     stub.seen.lock().unwrap().push(Seen {
@@ -67,12 +83,21 @@ async fn stub_handler(State(stub): State<Stub>, uri: Uri, headers: HeaderMap, bo
         body: String::from_utf8_lossy(&body).into_owned(),
     });
     match path.as_str() {
-        "/ok" => (StatusCode::OK, axum::Json(json!({"ok": true, "query": uri.query()}))).into_response(),
+        "/ok" => (
+            StatusCode::OK,
+            axum::Json(json!({"ok": true, "query": uri.query()})),
+        )
+            .into_response(),
         "/text" => (StatusCode::OK, "plain text").into_response(),
         "/big" => (StatusCode::OK, "x".repeat(100)).into_response(),
         "/missing" => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "nope"}))).into_response(),
         "/boom" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
-        "/busy" => (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], "later").into_response(),
+        "/busy" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            "later",
+        )
+            .into_response(),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             (StatusCode::OK, "late").into_response()
@@ -83,8 +108,12 @@ async fn stub_handler(State(stub): State<Stub>, uri: Uri, headers: HeaderMap, bo
             axum::Json(json!({"auth": auth})),
         )
             .into_response(),
-        "/to-internal" => (StatusCode::FOUND, [("location", "http://10.0.0.1/admin")]).into_response(),
-        "/flaky" => StatusCode::from_u16(stub.flaky.load(Ordering::SeqCst)).unwrap().into_response(),
+        "/to-internal" => {
+            (StatusCode::FOUND, [("location", "http://10.0.0.1/admin")]).into_response()
+        }
+        "/flaky" => StatusCode::from_u16(stub.flaky.load(Ordering::SeqCst))
+            .unwrap()
+            .into_response(),
         _ => StatusCode::IM_A_TEAPOT.into_response(),
     }
 }
@@ -92,7 +121,9 @@ async fn stub_handler(State(stub): State<Stub>, uri: Uri, headers: HeaderMap, bo
 async fn start_stub() -> (Stub, SocketAddr) {
     let stub = Stub::default();
     stub.flaky.store(500, Ordering::SeqCst);
-    let app = axum::Router::new().fallback(stub_handler).with_state(stub.clone());
+    let app = axum::Router::new()
+        .fallback(stub_handler)
+        .with_state(stub.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -112,22 +143,27 @@ struct Harness {
 
 fn kek() -> String {
     use base64::Engine as _;
-    format!("test:{}", base64::engine::general_purpose::STANDARD.encode([42u8; 32]))
+    format!(
+        "test:{}",
+        base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+    )
 }
 
 impl Harness {
     async fn new() -> Self {
         let db = TestDb::new().await;
-        let project_id: Uuid = sqlx::query_scalar("INSERT INTO meshhook.projects (name) VALUES ('p') RETURNING id")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-        let workflow_id: Uuid =
-            sqlx::query_scalar("INSERT INTO meshhook.workflows (project_id, name) VALUES ($1, 'w') RETURNING id")
-                .bind(project_id)
+        let project_id: Uuid =
+            sqlx::query_scalar("INSERT INTO meshhook.projects (name) VALUES ('p') RETURNING id")
                 .fetch_one(&db.pool)
                 .await
                 .unwrap();
+        let workflow_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO meshhook.workflows (project_id, name) VALUES ($1, 'w') RETURNING id",
+        )
+        .bind(project_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
         let (stub, addr) = start_stub().await;
         Harness {
             db,
@@ -148,7 +184,13 @@ impl Harness {
     }
 
     fn context(&self, egress: Egress, options: Options) -> Context {
-        Context::new(self.db.pool.clone(), self.keyring.clone(), Arc::new(egress), options).unwrap()
+        Context::new(
+            self.db.pool.clone(),
+            self.keyring.clone(),
+            Arc::new(egress),
+            options,
+        )
+        .unwrap()
     }
 
     /// The default for these tests: loopback allowlisted.
@@ -158,7 +200,11 @@ impl Harness {
 
     /// Inserts a run whose node `call` has attempt 1 in flight, and returns
     /// the executor job for it (not yet enqueued).
-    async fn run_with_request(&self, request: HttpRequest, retry: RetryPolicy) -> (Uuid, JobMessage) {
+    async fn run_with_request(
+        &self,
+        request: HttpRequest,
+        retry: RetryPolicy,
+    ) -> (Uuid, JobMessage) {
         let run_id = Uuid::new_v4();
         let idempotency_key = format!("{run_id}-call");
         let definition = json!({
@@ -188,7 +234,9 @@ impl Harness {
                 timeout_ms: None,
                 parent_run_id: None,
             },
-            Event::StepStarted { node_id: "call".into() },
+            Event::StepStarted {
+                node_id: "call".into(),
+            },
             Event::HttpRequested {
                 node_id: "call".into(),
                 attempt: 1,
@@ -197,7 +245,9 @@ impl Harness {
             },
         ];
         let mut tx = self.db.pool.begin().await.unwrap();
-        runs::insert(&mut tx, &run, &events, Utc::now()).await.unwrap();
+        runs::insert(&mut tx, &run, &events, Utc::now())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         let job = JobMessage {
             run_id,
@@ -222,9 +272,14 @@ impl Harness {
     }
 
     async fn enqueue(&self, job: &JobMessage) {
-        queue::send(&self.db.pool, EXECUTOR_QUEUE, &serde_json::to_value(job).unwrap(), Duration::ZERO)
-            .await
-            .unwrap();
+        queue::send(
+            &self.db.pool,
+            EXECUTOR_QUEUE,
+            &serde_json::to_value(job).unwrap(),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
     }
 
     async fn events(&self, run_id: Uuid) -> Vec<meshhook_core::Recorded> {
@@ -341,10 +396,16 @@ async fn success_is_recorded_once_with_status_headers_and_body() {
             truncated,
             ..
         } => {
-            assert_eq!((node_id.as_str(), attempt, status, truncated), ("call", 1, 200, false));
+            assert_eq!(
+                (node_id.as_str(), attempt, status, truncated),
+                ("call", 1, 200, false)
+            );
             assert_eq!(body["ok"], json!(true));
             assert_eq!(body["query"], json!("q=a+b"));
-            assert_eq!(headers.get("content-type").map(String::as_str), Some("application/json"));
+            assert_eq!(
+                headers.get("content-type").map(String::as_str),
+                Some("application/json")
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -354,7 +415,10 @@ async fn success_is_recorded_once_with_status_headers_and_body() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].headers["idempotency-key"], format!("{run_id}-call"));
     assert_eq!(seen[0].headers["x-custom"], "yes");
-    assert_eq!(serde_json::from_str::<Value>(&seen[0].body).unwrap(), json!({"text": "{{ not a template"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&seen[0].body).unwrap(),
+        json!({"text": "{{ not a template"})
+    );
     // The orchestrator was woken (once by the run's creation, once by the result).
     let wakes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM meshhook.queue_messages WHERE queue = 'orchestrator' AND message->>'run_id' = $1",
@@ -365,10 +429,17 @@ async fn success_is_recorded_once_with_status_headers_and_body() {
     .unwrap();
     assert_eq!(wakes, 2);
     // Non-retryable statuses end the step as a response; text stays text.
-    let missing = h.start(get(h.url("/missing")), RetryPolicy::default()).await;
+    let missing = h
+        .start(get(h.url("/missing")), RetryPolicy::default())
+        .await;
     let text = h.start(get(h.url("/text")), RetryPolicy::default()).await;
-    assert!(matches!(h.result(missing).await, Event::HttpResponded { status: 404, .. }));
-    assert!(matches!(h.result(text).await, Event::HttpResponded { body: Value::String(s), .. } if s == "plain text"));
+    assert!(matches!(
+        h.result(missing).await,
+        Event::HttpResponded { status: 404, .. }
+    ));
+    assert!(
+        matches!(h.result(text).await, Event::HttpResponded { body: Value::String(s), .. } if s == "plain text")
+    );
     exec.stop().await;
 }
 
@@ -429,14 +500,26 @@ async fn timeouts_fail_with_kind_timeout() {
 #[tokio::test]
 async fn internal_addresses_are_refused_without_a_request() {
     let h = Harness::new().await;
-    let metadata = h.start(get("http://169.254.169.254/latest/meta-data/".into()), RetryPolicy::default()).await;
-    let private = h.start(get("http://10.0.0.1/admin".into()), RetryPolicy::default()).await;
-    let redirected = h.start(get(h.url("/to-internal")), RetryPolicy::default()).await;
+    let metadata = h
+        .start(
+            get("http://169.254.169.254/latest/meta-data/".into()),
+            RetryPolicy::default(),
+        )
+        .await;
+    let private = h
+        .start(get("http://10.0.0.1/admin".into()), RetryPolicy::default())
+        .await;
+    let redirected = h
+        .start(get(h.url("/to-internal")), RetryPolicy::default())
+        .await;
     let exec = spawn(h.loopback_context());
 
     let (kind, error, _, retry) = failure(&h.result(metadata).await);
     assert_eq!((kind, retry), (HttpErrorKind::Ssrf, None));
-    assert!(error.contains("169.254.169.254 is a link-local address"), "{error}");
+    assert!(
+        error.contains("169.254.169.254 is a link-local address"),
+        "{error}"
+    );
     let (kind, error, _, retry) = failure(&h.result(private).await);
     assert_eq!((kind, retry), (HttpErrorKind::Ssrf, None));
     assert_eq!(
@@ -447,13 +530,20 @@ async fn internal_addresses_are_refused_without_a_request() {
     let (kind, error, _, retry) = failure(&h.result(redirected).await);
     assert_eq!((kind, retry), (HttpErrorKind::Ssrf, None), "{error}");
     assert!(error.contains("10.0.0.1 is a private address"), "{error}");
-    assert_eq!(h.stub.total(), 1, "only the redirecting request reached the stub");
+    assert_eq!(
+        h.stub.total(),
+        1,
+        "only the redirecting request reached the stub"
+    );
     exec.stop().await;
 
     // Names are checked after DNS resolution: `localhost` without an allowlist.
     let exec = spawn(h.context(Egress::default(), Options::default()));
     let by_name = h
-        .start(get(format!("http://localhost:{}/ok", h.addr.port())), RetryPolicy::default())
+        .start(
+            get(format!("http://localhost:{}/ok", h.addr.port())),
+            RetryPolicy::default(),
+        )
         .await;
     let (kind, error, _, retry) = failure(&h.result(by_name).await);
     assert_eq!((kind, retry), (HttpErrorKind::Ssrf, None), "{error}");
@@ -483,7 +573,10 @@ async fn the_circuit_opens_after_five_failures_and_a_probe_closes_it() {
     }
     h.drained().await;
     assert_eq!(h.stub.seen("/flaky").len(), 5);
-    assert!(matches!(h.breaker().await.unwrap().state, breaker::State::Open { .. }));
+    assert!(matches!(
+        h.breaker().await.unwrap().state,
+        breaker::State::Open { .. }
+    ));
 
     // Open: fails fast, nothing sent, retried after the open period.
     let rejected = h.start(get(h.url("/flaky")), RetryPolicy::default()).await;
@@ -497,7 +590,10 @@ async fn the_circuit_opens_after_five_failures_and_a_probe_closes_it() {
     tokio::time::sleep(Duration::from_millis(1_600)).await;
     h.stub.flaky.store(200, Ordering::SeqCst);
     let probe = h.start(get(h.url("/flaky")), RetryPolicy::default()).await;
-    assert!(matches!(h.result(probe).await, Event::HttpResponded { status: 200, .. }));
+    assert!(matches!(
+        h.result(probe).await,
+        Event::HttpResponded { status: 200, .. }
+    ));
     h.drained().await;
     assert_eq!(h.stub.seen("/flaky").len(), 6);
     assert_eq!(
@@ -512,7 +608,9 @@ async fn the_circuit_opens_after_five_failures_and_a_probe_closes_it() {
 #[tokio::test]
 async fn a_duplicate_job_records_nothing_more() {
     let h = Harness::new().await;
-    let (run_id, job) = h.run_with_request(get(h.url("/ok")), RetryPolicy::default()).await;
+    let (run_id, job) = h
+        .run_with_request(get(h.url("/ok")), RetryPolicy::default())
+        .await;
     // Two deliveries of the same job at once: both may send (with the same
     // key), only one result is recorded.
     h.enqueue(&job).await;
@@ -522,7 +620,10 @@ async fn a_duplicate_job_records_nothing_more() {
     h.drained().await;
     let sent = h.stub.seen("/ok");
     assert!((1..=2).contains(&sent.len()));
-    assert!(sent.iter().all(|s| s.headers["idempotency-key"] == format!("{run_id}-call")));
+    assert!(
+        sent.iter()
+            .all(|s| s.headers["idempotency-key"] == format!("{run_id}-call"))
+    );
     // A late redelivery after the result is recorded: no request, no event.
     let log_before = h.events(run_id).await;
     h.enqueue(&job).await;
@@ -538,21 +639,34 @@ async fn secrets_are_resolved_at_send_time_and_never_recorded() {
     let h = Harness::new().await;
     let value = "sk_live_0123456789abcdef";
     let mut conn = h.db.pool.acquire().await.unwrap();
-    vault::put_secret(&mut conn, h.project_id, "API_TOKEN", value, &h.keyring, None)
-        .await
-        .unwrap();
-    let hint: String = sqlx::query_scalar("SELECT hint FROM meshhook.secrets WHERE name = 'API_TOKEN'")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+    vault::put_secret(
+        &mut conn,
+        h.project_id,
+        "API_TOKEN",
+        value,
+        &h.keyring,
+        None,
+    )
+    .await
+    .unwrap();
+    let hint: String =
+        sqlx::query_scalar("SELECT hint FROM meshhook.secrets WHERE name = 'API_TOKEN'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
     assert_eq!(hint, "sk_…cdef");
     drop(conn);
 
     let mut req = get(h.url("/echo"));
-    req.headers.insert("Authorization".into(), "Bearer {{ secrets.API_TOKEN }}".into());
+    req.headers.insert(
+        "Authorization".into(),
+        "Bearer {{ secrets.API_TOKEN }}".into(),
+    );
     let run_id = h.start(req, RetryPolicy::default()).await;
     let mut missing = get(h.url("/echo"));
-    missing.headers.insert("X-Key".into(), "{{ secrets.NOPE }}".into());
+    missing
+        .headers
+        .insert("X-Key".into(), "{{ secrets.NOPE }}".into());
     let missing = h.start(missing, RetryPolicy::default()).await;
     let exec = spawn(h.loopback_context());
 
@@ -577,7 +691,11 @@ async fn secrets_are_resolved_at_send_time_and_never_recorded() {
         .await
         .unwrap();
     assert!(everything.iter().all(|d| !d.contains(value)));
-    assert!(everything.iter().any(|d| d.contains("{{ secrets.API_TOKEN }}")));
+    assert!(
+        everything
+            .iter()
+            .any(|d| d.contains("{{ secrets.API_TOKEN }}"))
+    );
     let audit: Vec<(String, String, Value)> = sqlx::query_as(
         "SELECT action, actor_kind, details FROM meshhook.audit_log WHERE project_id = $1 AND target_type = 'secret'",
     )
@@ -596,7 +714,9 @@ async fn secrets_are_resolved_at_send_time_and_never_recorded() {
 async fn vault_rows_do_not_open_elsewhere_and_rotation_rewraps() {
     let h = Harness::new().await;
     let mut conn = h.db.pool.acquire().await.unwrap();
-    vault::put_secret(&mut conn, h.project_id, "A", "value-a", &h.keyring, None).await.unwrap();
+    vault::put_secret(&mut conn, h.project_id, "A", "value-a", &h.keyring, None)
+        .await
+        .unwrap();
     // A row copied under another name does not decrypt.
     sqlx::query(
         "INSERT INTO meshhook.secrets (project_id, name, ciphertext, nonce, wrapped_dek, dek_nonce, kek_id, hint)
@@ -605,28 +725,52 @@ async fn vault_rows_do_not_open_elsewhere_and_rotation_rewraps() {
     .execute(&mut *conn)
     .await
     .unwrap();
-    let err = vault::resolve(&mut conn, h.project_id, ["B"], &h.keyring, None).await.unwrap_err();
-    assert!(matches!(err, vault::Error::Undecryptable(ref n) if n == "B"), "{err}");
-    let err = vault::resolve(&mut conn, h.project_id, ["A", "C"], &h.keyring, None).await.unwrap_err();
-    assert!(matches!(err, vault::Error::Missing(ref n) if n == "C"), "{err}");
+    let err = vault::resolve(&mut conn, h.project_id, ["B"], &h.keyring, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, vault::Error::Undecryptable(ref n) if n == "B"),
+        "{err}"
+    );
+    let err = vault::resolve(&mut conn, h.project_id, ["A", "C"], &h.keyring, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, vault::Error::Missing(ref n) if n == "C"),
+        "{err}"
+    );
 
     // Rotation: new current key, old one kept as previous; rewrap moves rows.
     use base64::Engine as _;
-    let new = format!("next:{}", base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    let new = format!(
+        "next:{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
     let old = kek();
     let rotated = Keyring::parse(&new, &[old.as_str()]).unwrap();
-    let got = vault::resolve(&mut conn, h.project_id, ["A"], &rotated, None).await.unwrap();
+    let got = vault::resolve(&mut conn, h.project_id, ["A"], &rotated, None)
+        .await
+        .unwrap();
     assert_eq!(got.get("A").unwrap().expose(), "value-a");
-    assert_eq!(vault::rewrap(&mut conn, &rotated).await.unwrap(), 2);
+    let report = vault::rewrap(&mut conn, &rotated).await.unwrap();
+    let copied: Uuid = sqlx::query_scalar("SELECT id FROM meshhook.secrets WHERE name = 'B'")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!((report.moved, report.unreadable), (1, vec![copied]));
     let only_new = Keyring::parse(&new, &[]).unwrap();
-    let got = vault::resolve(&mut conn, h.project_id, ["A"], &only_new, None).await.unwrap();
+    let got = vault::resolve(&mut conn, h.project_id, ["A"], &only_new, None)
+        .await
+        .unwrap();
     assert_eq!(got.get("A").unwrap().expose(), "value-a");
 }
 
 #[tokio::test]
 async fn early_jobs_wait_and_large_bodies_are_truncated() {
     let h = Harness::new().await;
-    let (run_id, mut job) = h.run_with_request(get(h.url("/big")), RetryPolicy::default()).await;
+    let (run_id, mut job) = h
+        .run_with_request(get(h.url("/big")), RetryPolicy::default())
+        .await;
     let not_before: DateTime<Utc> = Utc::now() + chrono::Duration::milliseconds(1_500);
     if let Command::ScheduleHttp { not_before: nb, .. } = &mut job.job {
         *nb = not_before;
@@ -643,7 +787,9 @@ async fn early_jobs_wait_and_large_bodies_are_truncated() {
     let recorded_at = h.events(run_id).await.last().unwrap().at;
     assert!(recorded_at >= not_before, "{recorded_at} < {not_before}");
     match e {
-        Event::HttpResponded { body, truncated, .. } => {
+        Event::HttpResponded {
+            body, truncated, ..
+        } => {
             assert!(truncated);
             assert_eq!(body, json!("xxxxxxxxxx"));
         }

@@ -1,6 +1,8 @@
 //! Orchestrator integration tests: real PostgreSQL, the worker running
 //! in-process; pure nodes, delays, cancellation, replay, resume.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
