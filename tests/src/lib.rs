@@ -120,10 +120,9 @@ impl Process {
                     self.output()
                 );
             }
-            if let Ok(r) = client.get(format!("{}{path}", self.base_url)).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
+            let answer = client.get(format!("{}{path}", self.base_url)).send().await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
             }
             if start.elapsed() > timeout {
                 bail!("{path} not ready after {timeout:?}:\n{}", self.output());

@@ -102,12 +102,12 @@ fn dev(extra: &[String]) -> Result<()> {
             }
             bail!("meshhook dev exited with {status}");
         }
-        if let Some(d) = &dist {
-            if frontend::spa_sources_changed_since(&root, d) {
-                step("SPA sources changed: rebuilding (reload the page when done)");
-                if let Err(e) = frontend::build_spa(&root, false) {
-                    eprintln!("xtask: SPA rebuild failed: {e:#}");
-                }
+        if let Some(d) = &dist
+            && frontend::spa_sources_changed_since(&root, d)
+        {
+            step("SPA sources changed: rebuilding (reload the page when done)");
+            if let Err(e) = frontend::build_spa(&root, false) {
+                eprintln!("xtask: SPA rebuild failed: {e:#}");
             }
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -211,10 +211,10 @@ fn test(extra: &[String]) -> Result<()> {
         .env("CHROMIUM", &chromium)
         .env("CHROMEDRIVER", &chromedriver);
     let result = run(tests, "cargo test --workspace (with the browser tests)");
-    if let Some(mut c) = cluster {
-        if let Err(e) = c.stop() {
-            eprintln!("xtask: warning: stopping the test PostgreSQL: {e}");
-        }
+    if let Some(mut c) = cluster
+        && let Err(e) = c.stop()
+    {
+        eprintln!("xtask: warning: stopping the test PostgreSQL: {e}");
     }
     result?;
     println!(

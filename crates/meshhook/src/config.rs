@@ -195,17 +195,15 @@ impl Config {
     /// `dev`'s private cluster (its URL is in `<data dir>/dev-url`), else
     /// the private cluster started now.
     pub async fn database_for_tool(&self) -> anyhow::Result<Database> {
-        if self.database_url.is_none() {
-            if let Ok(url) = std::fs::read_to_string(self.data_dir.join(DEV_URL_FILE)) {
-                if let Ok(pool) =
-                    meshhook_db::connect(url.trim(), &self.pool_options("meshhook-tool")).await
-                {
-                    return Ok(Database {
-                        pool,
-                        cluster: None,
-                    });
-                }
-            }
+        if self.database_url.is_none()
+            && let Ok(url) = std::fs::read_to_string(self.data_dir.join(DEV_URL_FILE))
+            && let Ok(pool) =
+                meshhook_db::connect(url.trim(), &self.pool_options("meshhook-tool")).await
+        {
+            return Ok(Database {
+                pool,
+                cluster: None,
+            });
         }
         self.database_or_embedded().await
     }

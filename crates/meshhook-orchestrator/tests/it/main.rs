@@ -61,12 +61,10 @@ async fn start(pool: &sqlx::PgPool, v: &Version, body: Value) -> Uuid {
 
 fn spawn_orchestrator(pool: &sqlx::PgPool) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let token = CancellationToken::new();
-    let ctx = Context {
-        pool: pool.clone(),
-        options: Options {
-            poll: Duration::from_millis(200),
-            ..Options::default()
-        },
+    let mut ctx = Context::new(pool.clone());
+    ctx.options = Options {
+        poll: Duration::from_millis(200),
+        ..Options::default()
     };
     let handle = tokio::spawn(meshhook_orchestrator::run(ctx, token.clone()));
     (token, handle)
