@@ -199,7 +199,7 @@ fn test(extra: &[String]) -> Result<()> {
     let mut tests = cargo();
     tests
         .current_dir(&root)
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(features)
         .args(extra)
         .env("MESHHOOK_TEST_DATABASE_URL", &db_url)

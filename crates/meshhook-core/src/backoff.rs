@@ -9,14 +9,18 @@ use chrono::{DateTime, Utc};
 use crate::definition::RetryPolicy;
 use crate::event::RetryDecision;
 
+/// The longest `Retry-After` honoured when the policy's `max_ms` is smaller.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
+
 /// The delay before the attempt after `attempt` (1-based: `attempt` is the
 /// number of the attempt that just failed).
 ///
 /// Full jitter: `random_unit * min(max_ms, base_ms * 2^(attempt-1))`, with
 /// `random_unit` in `[0, 1)` (values outside are clamped). A `Retry-After`
-/// from the server raises the delay to at least that long; the result never
-/// exceeds `max_ms` (a server asking for more than the cap is retried at the
-/// cap rather than parking the run).
+/// from the server raises the delay to at least that long, even past
+/// `max_ms` (the server said when it can take the request), up to
+/// [`RETRY_AFTER_CAP`] or `max_ms`, whichever is larger: a server asking for
+/// more is retried at that cap rather than parking the run.
 pub fn delay(
     policy: &RetryPolicy,
     attempt: u32,
@@ -35,7 +39,10 @@ pub fn delay(
         0.0
     };
     let jittered = Duration::from_millis((ceiling_ms as f64 * unit) as u64);
-    retry_after.map_or(jittered, |ra| ra.max(jittered)).min(cap)
+    match retry_after {
+        Some(ra) => ra.max(jittered).min(cap.max(RETRY_AFTER_CAP)),
+        None => jittered.min(cap),
+    }
 }
 
 /// Whether a response status is retried under `policy`: the listed statuses
@@ -102,6 +109,22 @@ mod tests {
             "unit clamped"
         );
         assert_eq!(delay(&p, 2, None, f64::NAN), Duration::ZERO);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_past_a_small_max_ms() {
+        let p = RetryPolicy {
+            max_ms: 200,
+            ..policy()
+        };
+        assert_eq!(
+            delay(&p, 1, Some(Duration::from_secs(1)), 0.5),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            delay(&p, 1, Some(Duration::from_secs(3600)), 0.5),
+            RETRY_AFTER_CAP
+        );
     }
 
     #[test]
