@@ -139,19 +139,7 @@ impl Process {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if start.elapsed() > timeout {
-                bail!(
-                    "meshhook did not exit within {timeout:?} of SIGTERM:\n{}",
-                    self.output()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_exit(timeout).await
     }
 
     /// Waits for the process to exit by itself.

@@ -210,7 +210,7 @@ fn test(extra: &[String]) -> Result<()> {
         )
         .env("CHROMIUM", &chromium)
         .env("CHROMEDRIVER", &chromedriver);
-    let result = run(tests, "cargo test --workspace (with the browser tests)");
+    let result = run_tests(tests);
     if let Some(mut c) = cluster
         && let Err(e) = c.stop()
     {
@@ -221,6 +221,48 @@ fn test(extra: &[String]) -> Result<()> {
         "xtask: all checks passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and closes with one summary line
+/// over every test binary: `tests: N passed, N failed, N skipped`.
+fn run_tests(mut cmd: Command) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    step("cargo test --workspace (with the browser tests)");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |label: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(label)
+                    })
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+            ignored += count(" ignored");
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    if passed == 0 {
+        bail!("cargo test ran no test");
+    }
     Ok(())
 }
 
