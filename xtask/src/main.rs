@@ -224,9 +224,26 @@ fn test(extra: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Runs `cargo test`, echoing its output, and closes with one summary line
-/// over every test binary: `tests: N passed, N failed, N skipped`.
-fn run_tests(mut cmd: Command) -> Result<()> {
+/// Test counts over every test binary.
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tests: {} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.ignored
+        )
+    }
+}
+
+/// Runs `cargo test`, echoing its output, and counts the results of every
+/// test binary.
+fn run_tests(mut cmd: Command) -> Result<Counts> {
     use std::io::{BufRead, BufReader};
     step("cargo test --workspace (with the browser tests)");
     let mut child = cmd
@@ -256,14 +273,19 @@ fn run_tests(mut cmd: Command) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    let counts = Counts {
+        passed,
+        failed,
+        ignored,
+    };
     if !status.success() {
+        println!("{counts}");
         bail!("cargo test failed ({status})");
     }
     if passed == 0 {
         bail!("cargo test ran no test");
     }
-    Ok(())
+    Ok(counts)
 }
 
 fn dist() -> Result<()> {
