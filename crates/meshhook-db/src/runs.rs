@@ -191,9 +191,9 @@ async fn insert_events(
     Ok(())
 }
 
-/// [`append`] and [`save_summary`] in one statement pair: moves `last_seq`
-/// (checked) and writes the fold's summary with one UPDATE, then inserts
-/// the events. The orchestrator's hot path.
+/// [`append`] plus the fold's summary (status, output, error, times) in
+/// one UPDATE that also checks and moves `last_seq`, then the events'
+/// INSERT. The orchestrator's hot path.
 pub async fn append_with_summary(
     conn: &mut PgConnection,
     run: &RunRow,
@@ -289,30 +289,6 @@ pub async fn events(conn: &mut PgConnection, run_id: Uuid) -> Result<Vec<Recorde
             })
         })
         .collect()
-}
-
-/// Writes the fold's summary onto the run row.
-pub async fn save_summary(conn: &mut PgConnection, run_id: Uuid, state: &RunState) -> Result<()> {
-    let error = state
-        .error
-        .as_ref()
-        .map(|message| json!({ "message": message, "node_id": state.failed_node }));
-    sqlx::query(
-        "UPDATE meshhook.runs SET status = $2, output = $3, error = $4, last_node_id = $5,
-                started_at = coalesce(started_at, CASE WHEN $2 <> 'queued' THEN $6 END),
-                finished_at = $7, updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(run_id)
-    .bind(state.status.as_str())
-    .bind(&state.output)
-    .bind(error)
-    .bind(&state.last_node)
-    .bind(state.created_at)
-    .bind(state.finished_at)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Marks a run failed without events of its own making (its definition is
