@@ -216,11 +216,13 @@ fn test(extra: &[String]) -> Result<()> {
     {
         eprintln!("xtask: warning: stopping the test PostgreSQL: {e}");
     }
-    result?;
+    let counts = result?;
     println!(
         "xtask: all checks passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
+    // The closing line: the summary over every test binary.
+    println!("{counts}");
     Ok(())
 }
 
