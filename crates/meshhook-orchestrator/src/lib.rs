@@ -230,6 +230,23 @@ pub struct Pass {
     pub status: Option<String>,
 }
 
+/// Fails a run that cannot be executed (unless it already ended).
+async fn unrunnable(
+    tx: &mut sqlx::PgConnection,
+    run: &runs::RunRow,
+    terminal: bool,
+    message: impl AsRef<str>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Pass, Error> {
+    if !terminal {
+        runs::fail_unrunnable(tx, run, message.as_ref(), now).await?;
+    }
+    Ok(Pass {
+        appended: usize::from(!terminal),
+        status: Some("failed".into()),
+    })
+}
+
 /// Loads, folds, decides and records for one run inside `tx` (which holds
 /// the run's row lock until it commits).
 #[tracing::instrument(skip(tx, defs), fields(run_id = %run_id))]
@@ -251,19 +268,14 @@ pub async fn advance(
         Some(d) => d,
         None => {
             let Some(raw) = runs::definition(tx, &run).await? else {
-                if !terminal {
-                    runs::fail_unrunnable(
-                        tx,
-                        &run,
-                        "the run's workflow version no longer exists",
-                        now,
-                    )
-                    .await?;
-                }
-                return Ok(Pass {
-                    appended: usize::from(!terminal),
-                    status: Some("failed".into()),
-                });
+                return unrunnable(
+                    tx,
+                    &run,
+                    terminal,
+                    "the run's workflow version no longer exists",
+                    now,
+                )
+                .await;
             };
             match serde_json::from_value::<Definition>(raw) {
                 Ok(d) => {
@@ -274,14 +286,14 @@ pub async fn advance(
                     d
                 }
                 Err(e) => {
-                    if !terminal {
-                        let msg = format!("the run's definition cannot be read: {e}");
-                        runs::fail_unrunnable(tx, &run, &msg, now).await?;
-                    }
-                    return Ok(Pass {
-                        appended: usize::from(!terminal),
-                        status: Some("failed".into()),
-                    });
+                    return unrunnable(
+                        tx,
+                        &run,
+                        terminal,
+                        format!("the run's definition cannot be read: {e}"),
+                        now,
+                    )
+                    .await;
                 }
             }
         }
@@ -291,19 +303,14 @@ pub async fn advance(
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "run log does not fold");
-            if !terminal {
-                runs::fail_unrunnable(
-                    tx,
-                    &run,
-                    &format!("the run's event log is inconsistent: {e}"),
-                    now,
-                )
-                .await?;
-            }
-            return Ok(Pass {
-                appended: usize::from(!terminal),
-                status: Some("failed".into()),
-            });
+            return unrunnable(
+                tx,
+                &run,
+                terminal,
+                format!("the run's event log is inconsistent: {e}"),
+                now,
+            )
+            .await;
         }
     };
     let decision = decide(&def, &state, now);
