@@ -7,14 +7,21 @@
 //! compose several of them in one transaction. This crate knows nothing of
 //! HTTP; it must not depend on axum or reqwest.
 
+pub mod api_keys;
+pub mod audit;
 pub mod breakers;
 pub mod embedded;
 pub mod migrate;
 pub mod partitions;
 pub mod pool;
+pub mod projects;
 pub mod queue;
+pub mod run_views;
 pub mod runs;
+pub mod secrets;
+pub mod session;
 pub mod testing;
+pub mod users;
 pub mod vault;
 pub mod workflows;
 

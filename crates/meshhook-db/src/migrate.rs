@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_runs_and_events"),
     migration!(4, "0004_queue"),
     migration!(5, "0005_row_level_security"),
+    migration!(6, "0006_api_indexes"),
 ];
 
 /// Advisory-lock key shared by every MeshHook migrator ("meshmigr").

@@ -1,0 +1,12 @@
+-- 0006: what the HTTP API (issue 4) needs beyond 0005.
+--
+-- The 0005 grants and policies already allow every statement the API runs
+-- as `authenticated` (checked by the API's integration tests); the engine
+-- calls that touch tables `authenticated` has no rights on (the queue) run
+-- after authorisation with the connection's own role, inside the request's
+-- transaction. What is missing is an index:
+--
+-- The audit log is paginated newest first by its identity `id` (keyset:
+-- `id < cursor`), which is monotonic and unique where `at` (the inserting
+-- transaction's start time) is neither. The 0002 index is on `at`.
+CREATE INDEX audit_log_project_id_idx ON meshhook.audit_log (project_id, id DESC);
