@@ -1,23 +1,34 @@
 //! `/healthz` (the process is up) and `/readyz` (the database is reachable
 //! and fully migrated). Load balancers send traffic only when ready.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::error::ErrorBody;
 use crate::{Context, Error};
 
-pub fn router() -> Router<Context> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<Context> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// The database is reachable and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "ready", body = Object),
+        (status = 503, description = "not ready", body = ErrorBody),
+    ))]
 async fn readyz(State(ctx): State<Context>) -> Result<Json<Value>, Error> {
     readiness(&ctx.pool).await.map(Json)
 }

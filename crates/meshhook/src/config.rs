@@ -85,6 +85,15 @@ pub struct Config {
         global = true
     )]
     pub pool_size: u32,
+    /// Take API clients' addresses (audit log, sign-in rate limits) from the
+    /// first `X-Forwarded-For` hop. Only behind a proxy that sets it.
+    #[arg(
+        long,
+        env = "MESHHOOK_TRUST_PROXY",
+        default_value_t = false,
+        global = true
+    )]
+    pub trust_proxy: bool,
     /// Serve the SPA from this built directory instead of the embedded copy.
     #[arg(long, env = "MESHHOOK_SPA_DIR", global = true)]
     pub spa_dir: Option<PathBuf>,
@@ -166,13 +175,46 @@ impl Config {
         .map_err(|e| anyhow::anyhow!("starting the executor: {e}"))
     }
 
+    /// Checks what the API role needs: a JWT secret of at least 32 bytes
+    /// and a valid keyring. `meshhook api` calls it before serving.
+    pub fn check_api(&self) -> anyhow::Result<()> {
+        let secret = self.jwt_secret.as_deref().context(
+            "MESHHOOK_JWT_SECRET is not set: it signs access tokens (use your Supabase project's JWT secret, or `openssl rand -base64 32`)",
+        )?;
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "MESHHOOK_JWT_SECRET must be at least 32 characters"
+        );
+        self.keyring()?;
+        Ok(())
+    }
+
+    /// The API's settings. A missing or invalid JWT secret or keyring
+    /// leaves the routes that need it answering 503 (`check_api` refuses
+    /// to start `meshhook api` that way).
     pub fn api_settings(&self) -> meshhook_api::Settings {
+        let keyring = match self.kek.as_deref().map(|_| self.keyring()) {
+            Some(Ok(k)) => Some(std::sync::Arc::new(k)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "secrets vault disabled");
+                None
+            }
+            None => None,
+        };
         meshhook_api::Settings {
             public_url: self.public_url(),
             spa: match &self.spa_dir {
                 Some(dir) => meshhook_api::spa::Source::Dir(dir.clone()),
                 None => meshhook_api::spa::Source::Embedded,
             },
+            jwt_secret: self
+                .jwt_secret
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| meshhook_api::auth::JwtSecret::new(s.as_bytes())),
+            keyring,
+            trust_forwarded_for: self.trust_proxy,
+            ..meshhook_api::Settings::default()
         }
     }
 

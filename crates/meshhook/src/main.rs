@@ -44,9 +44,21 @@ enum Command {
     Migrate,
     /// Checks that runs replay deterministically from their event logs.
     Replay(replay::Args),
+    /// Secrets vault maintenance.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Benchmarks against the configured (or a private) database.
     #[command(subcommand)]
     Bench(bench::Bench),
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-wraps every secret's data key under the current MESHHOOK_KEK.
+    /// Keys named in MESHHOOK_KEK_PREVIOUS are still read. Safe while the
+    /// API and workers run: rows move in batches, each update a short
+    /// transaction that only applies if nobody changed the row meanwhile.
+    RotateKek,
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev => dev::run(cfg, shutdown).await,
         Command::Api => {
+            cfg.check_api()?;
             let db = cfg.database().await?;
             let addr = cfg.listen_addr();
             let ctx = meshhook_api::Context {
@@ -136,8 +149,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(args) => replay::run(args, &cfg).await,
+        Command::Secrets(SecretsCommand::RotateKek) => rotate_kek(&cfg).await,
         Command::Bench(b) => bench::run(b, &cfg).await,
     }
+}
+
+/// `meshhook secrets rotate-kek`: moves every data key to the current KEK.
+async fn rotate_kek(cfg: &Config) -> anyhow::Result<()> {
+    let keyring = cfg.keyring()?;
+    let db = cfg.database_for_tool().await?;
+    let mut conn = db.pool.acquire().await?;
+    let report = meshhook_db::vault::rewrap(&mut conn, &keyring)
+        .await
+        .context("re-wrapping data keys")?;
+    drop(conn);
+    db.pool.close().await;
+    println!(
+        "re-wrapped {} secret(s) under key `{}`",
+        report.moved,
+        keyring.current_id()
+    );
+    if !report.unreadable.is_empty() {
+        anyhow::bail!(
+            "{} secret(s) could not be opened with the configured keys and were left as they were \
+             (their KEK is missing from MESHHOOK_KEK_PREVIOUS, or the row was altered): {:?}",
+            report.unreadable.len(),
+            report.unreadable
+        );
+    }
+    Ok(())
 }
 
 /// SIGTERM or Ctrl-C starts a graceful shutdown; a second one exits at once.

@@ -1,0 +1,14 @@
+//! meshhook-api integration tests: the API served on 127.0.0.1:0 against a
+//! fresh migrated PostgreSQL database per test, driven over HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod errors;
+mod helpers;
+mod input;
+mod isolation;
+mod openapi;
+mod runs;
+mod secrets;
+mod workflows;
