@@ -110,6 +110,38 @@ pub async fn send_batch<'e>(
     .map_err(|e| map_fk(queue, e))
 }
 
+/// One message of [`send_mixed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub queue: &'static str,
+    pub message: Value,
+    pub delay: Duration,
+}
+
+/// Enqueues messages for several queues, each with its own delay, in one
+/// statement (the orchestrator's batched passes). Returns their ids in order.
+pub async fn send_mixed<'e>(ex: impl PgExecutor<'e>, msgs: &[Outgoing]) -> Result<Vec<i64>> {
+    if msgs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let queues: Vec<&str> = msgs.iter().map(|m| m.queue).collect();
+    let delays: Vec<f64> = msgs.iter().map(|m| secs(m.delay)).collect();
+    let bodies: Vec<&Value> = msgs.iter().map(|m| &m.message).collect();
+    sqlx::query_scalar(
+        "INSERT INTO meshhook.queue_messages (queue, vt, message)
+         SELECT q, clock_timestamp() + make_interval(secs => d), m
+         FROM unnest($1::text[], $2::float8[], $3::jsonb[]) WITH ORDINALITY AS u(q, d, m, i)
+         ORDER BY i
+         RETURNING msg_id",
+    )
+    .bind(&queues)
+    .bind(&delays)
+    .bind(&bodies)
+    .fetch_all(ex)
+    .await
+    .map_err(|e| map_fk(queues.first().copied().unwrap_or_default(), e))
+}
+
 /// Claims up to `n` visible messages for `vt`. Messages already read
 /// `max_reads` times are moved to the dead-letter table instead.
 pub async fn read<'e>(

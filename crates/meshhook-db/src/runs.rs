@@ -8,7 +8,10 @@
 //! thereby serialised per run, and a lost race is [`Error::SeqConflict`],
 //! never a duplicate or a gap.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use meshhook_core::definition::Definition;
 use meshhook_core::event::{Event, Recorded};
 use meshhook_core::state::RunState;
 use serde_json::{Value, json};
@@ -21,6 +24,65 @@ use crate::{Result, queue};
 pub const ORCHESTRATOR_QUEUE: &str = "orchestrator";
 /// The queue the HTTP executor listens on.
 pub const EXECUTOR_QUEUE: &str = "executor";
+
+/// A bounded cache of parsed definitions by workflow version id. Versions
+/// are immutable, so an entry never goes stale; test runs (whose
+/// definition lives on the run row) bypass it.
+#[derive(Clone, Default)]
+pub struct Definitions {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, Arc<Definition>>>>,
+}
+
+impl Definitions {
+    const CAPACITY: usize = 1024;
+
+    /// The cached definition of a published version.
+    pub fn get(&self, id: Uuid) -> Option<Arc<Definition>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Caches a published version's definition.
+    pub fn put(&self, id: Uuid, def: Arc<Definition>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(id, def);
+    }
+}
+
+impl Definitions {
+    /// The definition a run executes (its own for test runs, else its
+    /// version's, from the cache when possible), or why it cannot run.
+    pub async fn load(
+        &self,
+        conn: &mut PgConnection,
+        run: &RunRow,
+    ) -> Result<std::result::Result<Arc<Definition>, String>> {
+        if let (None, Some(vid)) = (&run.definition, run.workflow_version_id)
+            && let Some(d) = self.get(vid)
+        {
+            return Ok(Ok(d));
+        }
+        let Some(raw) = definition(conn, run).await? else {
+            return Ok(Err("the run's workflow version no longer exists".into()));
+        };
+        Ok(match serde_json::from_value::<Definition>(raw) {
+            Ok(d) => {
+                let d = Arc::new(d);
+                if let (None, Some(vid)) = (&run.definition, run.workflow_version_id) {
+                    self.put(vid, d.clone());
+                }
+                Ok(d)
+            }
+            Err(e) => Err(format!("the run's definition cannot be read: {e}")),
+        })
+    }
+}
 
 /// Everything needed to start a run.
 #[derive(Debug, Clone)]
@@ -191,6 +253,16 @@ async fn insert_events(
     Ok(())
 }
 
+/// One run's share of [`append_many_with_summary`].
+#[derive(Debug, Clone, Copy)]
+pub struct Append<'a> {
+    /// The run as locked (its `last_seq` is the expected one).
+    pub run: &'a RunRow,
+    pub events: &'a [Event],
+    /// The fold after `events`: status, output, error, times.
+    pub state: &'a RunState,
+}
+
 /// [`append`] plus the fold's summary (status, output, error, times) in
 /// one UPDATE that also checks and moves `last_seq`, then the events'
 /// INSERT. The orchestrator's hot path.
@@ -201,36 +273,111 @@ pub async fn append_with_summary(
     at: DateTime<Utc>,
     state: &RunState,
 ) -> Result<i64> {
-    let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
-    let error = state
-        .error
-        .as_ref()
-        .map(|message| json!({ "message": message, "node_id": state.failed_node }));
-    let moved = sqlx::query(
-        "UPDATE meshhook.runs SET last_seq = last_seq + $3, status = $4, output = $5, error = $6, last_node_id = $7,
-                started_at = coalesce(started_at, CASE WHEN $4 <> 'queued' THEN $8 END),
-                finished_at = $9, updated_at = $8
-         WHERE id = $1 AND last_seq = $2",
+    append_many_with_summary(conn, &[Append { run, events, state }], at).await?;
+    Ok(run.last_seq + i64::try_from(events.len()).unwrap_or(i64::MAX))
+}
+
+/// [`append_with_summary`] for many runs in two statements: one UPDATE that
+/// checks and moves every run's `last_seq` and saves its summary, one
+/// INSERT of all their events. Either every run's append happens or the
+/// call fails with [`crate::Error::SeqConflict`] (naming the first run
+/// whose `last_seq` moved) and the caller's transaction must roll back.
+pub async fn append_many_with_summary(
+    conn: &mut PgConnection,
+    items: &[Append<'_>],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let items: Vec<&Append<'_>> = items.iter().filter(|i| !i.events.is_empty()).collect();
+    if items.is_empty() {
+        return Ok(());
+    }
+    let len = items.len();
+    let mut ids = Vec::with_capacity(len);
+    let mut expected = Vec::with_capacity(len);
+    let mut counts = Vec::with_capacity(len);
+    let mut statuses = Vec::with_capacity(len);
+    let mut outputs = Vec::with_capacity(len);
+    let mut errors = Vec::with_capacity(len);
+    let mut last_nodes = Vec::with_capacity(len);
+    let mut finished = Vec::with_capacity(len);
+    for item in &items {
+        let state = item.state;
+        ids.push(item.run.id);
+        expected.push(item.run.last_seq);
+        counts.push(i64::try_from(item.events.len()).unwrap_or(i64::MAX));
+        statuses.push(state.status.as_str());
+        outputs.push(state.output.clone());
+        errors.push(
+            state
+                .error
+                .as_ref()
+                .map(|message| json!({ "message": message, "node_id": state.failed_node })),
+        );
+        last_nodes.push(state.last_node.clone());
+        finished.push(state.finished_at);
+    }
+    let moved: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE meshhook.runs r SET last_seq = r.last_seq + u.n, status = u.status, output = u.output,
+                error = u.error, last_node_id = u.last_node,
+                started_at = coalesce(r.started_at, CASE WHEN u.status <> 'queued' THEN $9 END),
+                finished_at = u.finished_at, updated_at = $9
+         FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[], $8::timestamptz[])
+              AS u(id, expected, n, status, output, error, last_node, finished_at)
+         WHERE r.id = u.id AND r.last_seq = u.expected
+         RETURNING r.id",
     )
-    .bind(run.id)
-    .bind(run.last_seq)
-    .bind(n)
-    .bind(state.status.as_str())
-    .bind(&state.output)
-    .bind(error)
-    .bind(&state.last_node)
+    .bind(&ids)
+    .bind(&expected)
+    .bind(&counts)
+    .bind(&statuses)
+    .bind(&outputs)
+    .bind(&errors)
+    .bind(&last_nodes)
+    .bind(&finished)
     .bind(at)
-    .bind(state.finished_at)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    if moved.rows_affected() != 1 {
+    if moved.len() != len {
+        let stale = items
+            .iter()
+            .find(|i| !moved.contains(&i.run.id))
+            .map(|i| (i.run.id, i.run.last_seq))
+            .unwrap_or_default();
         return Err(crate::Error::SeqConflict {
-            run_id: run.id,
-            expected_last_seq: run.last_seq,
+            run_id: stale.0,
+            expected_last_seq: stale.1,
         });
     }
-    insert_events(conn, run.id, run.project_id, run.last_seq, events, at).await?;
-    Ok(run.last_seq + n)
+    let total: usize = items.iter().map(|i| i.events.len()).sum();
+    let mut run_ids = Vec::with_capacity(total);
+    let mut seqs = Vec::with_capacity(total);
+    let mut projects = Vec::with_capacity(total);
+    let mut types = Vec::with_capacity(total);
+    let mut datas = Vec::with_capacity(total);
+    for item in &items {
+        for (i, e) in item.events.iter().enumerate() {
+            let (ty, data) = event_parts(e)?;
+            run_ids.push(item.run.id);
+            seqs.push(item.run.last_seq + 1 + i64::try_from(i).unwrap_or(i64::MAX));
+            projects.push(item.run.project_id);
+            types.push(ty);
+            datas.push(data);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO meshhook.events (run_id, seq, project_id, type, data, at)
+         SELECT u.r, u.s, u.p, u.t, u.d, $6
+         FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::jsonb[]) AS u(r, s, p, t, d)",
+    )
+    .bind(&run_ids)
+    .bind(&seqs)
+    .bind(&projects)
+    .bind(&types)
+    .bind(&datas)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 const RUN_COLUMNS: &str = "id, project_id, workflow_id, workflow_version_id, version, status, last_seq, definition, output, error";
@@ -242,6 +389,21 @@ pub async fn lock(conn: &mut PgConnection, run_id: Uuid) -> Result<Option<RunRow
     )))
     .bind(run_id)
     .fetch_optional(conn)
+    .await?)
+}
+
+/// Locks the rows of `ids` (in id order, so that concurrent batch lockers
+/// cannot deadlock one another) for the rest of the transaction. Missing
+/// runs are simply absent from the result.
+pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<RunRow>> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM meshhook.runs WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    )))
+    .bind(&ids)
+    .fetch_all(conn)
     .await?)
 }
 
@@ -274,21 +436,31 @@ pub async fn definition(conn: &mut PgConnection, run: &RunRow) -> Result<Option<
 
 /// The run's whole event log, in order.
 pub async fn events(conn: &mut PgConnection, run_id: Uuid) -> Result<Vec<Recorded>> {
-    let rows: Vec<(i64, String, Value, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT seq, type, data, at FROM meshhook.events WHERE run_id = $1 ORDER BY seq",
+    let mut logs = events_many(conn, &[run_id]).await?;
+    Ok(logs.remove(&run_id).unwrap_or_default())
+}
+
+/// The whole event logs of several runs in one query, each in order.
+pub async fn events_many(
+    conn: &mut PgConnection,
+    run_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<Recorded>>> {
+    let rows: Vec<(Uuid, i64, String, Value, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT run_id, seq, type, data, at FROM meshhook.events WHERE run_id = ANY($1) ORDER BY run_id, seq",
     )
-    .bind(run_id)
+    .bind(run_ids)
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
-        .map(|(seq, ty, data, at)| {
-            Ok(Recorded {
-                seq,
-                at,
-                event: event_from_parts(&ty, data)?,
-            })
-        })
-        .collect()
+    let mut logs: std::collections::HashMap<Uuid, Vec<Recorded>> =
+        std::collections::HashMap::with_capacity(run_ids.len());
+    for (run_id, seq, ty, data, at) in rows {
+        logs.entry(run_id).or_default().push(Recorded {
+            seq,
+            at,
+            event: event_from_parts(&ty, data)?,
+        });
+    }
+    Ok(logs)
 }
 
 /// Marks a run failed without events of its own making (its definition is

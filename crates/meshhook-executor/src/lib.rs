@@ -99,6 +99,8 @@ pub struct Context {
     pub egress: Arc<Egress>,
     /// Tuning.
     pub options: Options,
+    /// Parsed definitions of published versions (immutable).
+    pub definitions: meshhook_db::runs::Definitions,
     client: reqwest::Client,
 }
 
@@ -128,6 +130,7 @@ impl Context {
             keyring,
             egress,
             options,
+            definitions: meshhook_db::runs::Definitions::default(),
             client,
         })
     }

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use meshhook_core::Definition;
 use meshhook_core::state::fold;
 use meshhook_db::runs::{self, EXECUTOR_QUEUE, ORCHESTRATOR_QUEUE, RunRow};
-use meshhook_db::{Error, Result, breakers, queue};
+use meshhook_db::{Result, breakers, queue};
 use sqlx::PgConnection;
 
 use crate::Context;
@@ -20,13 +19,14 @@ const RECORD_TRIES: u32 = 3;
 
 /// Whether the run still waits for this attempt's result (run exists, is
 /// not finished, and the attempt is the one in flight).
-async fn accepts(conn: &mut PgConnection, run: &RunRow, job: &Job) -> Result<bool> {
-    let Some(definition) = runs::definition(&mut *conn, run).await? else {
-        tracing::warn!("the run's definition is gone; nothing to record");
-        return Ok(false);
+async fn accepts(ctx: &Context, conn: &mut PgConnection, run: &RunRow, job: &Job) -> Result<bool> {
+    let definition = match ctx.definitions.load(&mut *conn, run).await? {
+        Ok(d) => d,
+        Err(why) => {
+            tracing::warn!(%why, "nothing to record");
+            return Ok(false);
+        }
     };
-    let definition: Definition = serde_json::from_value(definition)
-        .map_err(|e| Error::Corrupt(format!("definition: {e}")))?;
     let log = runs::events(&mut *conn, run.id).await?;
     match fold(&definition, &log) {
         Ok(state) => Ok(state.accepts_http_result(&job.node_id, job.attempt)),
@@ -37,13 +37,17 @@ async fn accepts(conn: &mut PgConnection, run: &RunRow, job: &Job) -> Result<boo
     }
 }
 
-/// The pre-send check, without locks.
+/// The pre-send check, without locks: skips sending when the run is gone
+/// or over, or the attempt's result is already recorded (a redelivery).
 pub(crate) async fn still_wanted(ctx: &Context, job: &Job) -> Result<bool> {
     let mut conn = ctx.pool.acquire().await?;
     let Some(run) = runs::get(&mut conn, job.run_id).await? else {
         return Ok(false);
     };
-    accepts(&mut conn, &run, job).await
+    if matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled") {
+        return Ok(false);
+    }
+    accepts(ctx, &mut conn, &run, job).await
 }
 
 /// Records `outcome` for `job`, retrying transient failures a few times.
@@ -67,7 +71,7 @@ async fn record_once(ctx: &Context, job: &Job, outcome: &Outcome) -> Result<()> 
     let mut tx = ctx.pool.begin().await?;
     let run = runs::lock(&mut tx, job.run_id).await?;
     let recorded = match &run {
-        Some(run) if accepts(&mut tx, run, job).await? => {
+        Some(run) if accepts(ctx, &mut tx, run, job).await? => {
             runs::append(
                 &mut tx,
                 run.id,
