@@ -150,9 +150,31 @@ pub async fn read<'e>(
     vt: Duration,
     n: i32,
 ) -> Result<Vec<Message>> {
+    read_with(ex, queue, vt, n, false).await
+}
+
+/// [`read`] as a transaction of its own that commits asynchronously
+/// (`synchronous_commit = off` for it alone): a worker's claim then costs
+/// no WAL flush. Losing a claim in a crash is harmless — the message just
+/// becomes visible again, as if the claimant had died — so nothing is
+/// traded but a possible extra delivery, which consumers handle anyway.
+/// Takes the pool so it can never run inside (and relax) a caller's
+/// transaction.
+pub async fn claim(pool: &PgPool, queue: &str, vt: Duration, n: i32) -> Result<Vec<Message>> {
+    read_with(pool, queue, vt, n, true).await
+}
+
+async fn read_with<'e>(
+    ex: impl PgExecutor<'e>,
+    queue: &str,
+    vt: Duration,
+    n: i32,
+    async_commit: bool,
+) -> Result<Vec<Message>> {
     let mut msgs: Vec<Message> = sqlx::query_as(
         "WITH lim AS (
-             SELECT max_reads FROM meshhook.queues WHERE name = $1
+             SELECT max_reads, CASE WHEN $4 THEN set_config('synchronous_commit', 'off', true) END AS relaxed
+             FROM meshhook.queues WHERE name = $1
          ), picked AS (
              SELECT msg_id, read_ct FROM meshhook.queue_messages
              WHERE queue = $1 AND vt <= clock_timestamp()
@@ -172,11 +194,13 @@ pub async fn read<'e>(
          SET vt = clock_timestamp() + make_interval(secs => $2), read_ct = m.read_ct + 1
          FROM picked, lim
          WHERE m.msg_id = picked.msg_id AND picked.read_ct < lim.max_reads
+           AND (lim.relaxed IS NULL OR lim.relaxed = 'off')
          RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message",
     )
     .bind(queue)
     .bind(secs(vt))
     .bind(n)
+    .bind(async_commit)
     .fetch_all(ex)
     .await?;
     msgs.sort_by_key(|m| m.msg_id);

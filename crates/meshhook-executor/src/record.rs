@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use meshhook_core::state::fold;
 use meshhook_db::runs::{self, EXECUTOR_QUEUE, ORCHESTRATOR_QUEUE, RunRow};
-use meshhook_db::{Result, breakers, queue};
+use meshhook_db::{Error, Result, breakers, queue};
 use sqlx::PgConnection;
 
 use crate::Context;
@@ -53,12 +53,16 @@ pub(crate) async fn still_wanted(ctx: &Context, job: &Job) -> Result<bool> {
 /// Records `outcome` for `job`, retrying transient failures a few times.
 pub(crate) async fn record(ctx: &Context, job: &Job, outcome: Outcome) -> Result<()> {
     let mut tries = 0;
+    let mut proceed = ctx.options.continue_runs;
     loop {
         tries += 1;
-        match record_once(ctx, job, &outcome).await {
+        match record_once(ctx, job, &outcome, proceed).await {
             Ok(()) => return Ok(()),
             Err(e) if tries < RECORD_TRIES => {
                 tracing::warn!(error = %e, tries, "recording failed; trying again");
+                // Leave the run's next steps to the orchestrator this time,
+                // in case they were what failed.
+                proceed = false;
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
             }
             Err(e) => return Err(e),
@@ -66,7 +70,11 @@ pub(crate) async fn record(ctx: &Context, job: &Job, outcome: Outcome) -> Result
     }
 }
 
-async fn record_once(ctx: &Context, job: &Job, outcome: &Outcome) -> Result<()> {
+/// Records the result; with `proceed`, also takes the run's next pass
+/// (fold, decide, record, enqueue) in the same transaction — exactly what
+/// the orchestrator would do on the wake-up, minus a queue hop and a
+/// commit. Otherwise the orchestrator is woken.
+async fn record_once(ctx: &Context, job: &Job, outcome: &Outcome, proceed: bool) -> Result<()> {
     let now = Utc::now();
     let mut tx = ctx.pool.begin().await?;
     let run = runs::lock(&mut tx, job.run_id).await?;
@@ -81,13 +89,22 @@ async fn record_once(ctx: &Context, job: &Job, outcome: &Outcome) -> Result<()> 
                 now,
             )
             .await?;
-            queue::send(
-                &mut *tx,
-                ORCHESTRATOR_QUEUE,
-                &runs::wake_message(run.id),
-                Duration::ZERO,
-            )
-            .await?;
+            if proceed {
+                meshhook_orchestrator::advance(&mut tx, &ctx.definitions, run.id)
+                    .await
+                    .map_err(|e| match e {
+                        meshhook_orchestrator::Error::Db(e) => e,
+                        meshhook_orchestrator::Error::Sqlx(e) => Error::Sqlx(e),
+                    })?;
+            } else {
+                queue::send(
+                    &mut *tx,
+                    ORCHESTRATOR_QUEUE,
+                    &runs::wake_message(run.id),
+                    Duration::ZERO,
+                )
+                .await?;
+            }
             true
         }
         _ => false,

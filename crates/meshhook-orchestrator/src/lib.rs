@@ -122,17 +122,17 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
         }
         let limit = i32::try_from(free.saturating_mul(ctx.options.batch.max(1) as usize))
             .unwrap_or(i32::MAX);
-        let mut msgs = match queue::read(&ctx.pool, ORCHESTRATOR_QUEUE, ctx.options.vt, limit).await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the orchestrator queue failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+        let mut msgs =
+            match queue::claim(&ctx.pool, ORCHESTRATOR_QUEUE, ctx.options.vt, limit).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the orchestrator queue failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
                 }
-            }
-        };
+            };
         if msgs.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
