@@ -158,35 +158,126 @@ pub async fn insert(
     events: &[Event],
     at: DateTime<Utc>,
 ) -> Result<()> {
+    insert_many(conn, &[(run, events)], at).await
+}
+
+/// [`insert`] for many runs with a constant number of statements (runs,
+/// events, wake-ups): how batched starts and grouped webhook deliveries
+/// share one transaction cheaply.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    new: &[(&NewRun, &[Event])],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = new.iter().map(|(r, _)| r.id).collect();
+    let projects: Vec<Uuid> = new.iter().map(|(r, _)| r.project_id).collect();
+    let workflows: Vec<Uuid> = new.iter().map(|(r, _)| r.workflow_id).collect();
+    let version_ids: Vec<Option<Uuid>> = new.iter().map(|(r, _)| r.workflow_version_id).collect();
+    let versions: Vec<Option<i32>> = new.iter().map(|(r, _)| r.version).collect();
+    let kinds: Vec<&str> = new.iter().map(|(r, _)| r.trigger_kind).collect();
+    let triggers: Vec<&Value> = new.iter().map(|(r, _)| &r.trigger).collect();
+    let webhooks: Vec<Option<Uuid>> = new.iter().map(|(r, _)| r.webhook_id).collect();
+    let keys: Vec<Option<&str>> = new
+        .iter()
+        .map(|(r, _)| r.idempotency_key.as_deref())
+        .collect();
+    let parents: Vec<Option<Uuid>> = new.iter().map(|(r, _)| r.parent_run_id).collect();
+    let resumed: Vec<Option<&str>> = new
+        .iter()
+        .map(|(r, _)| r.resumed_from_node.as_deref())
+        .collect();
+    let definitions: Vec<Option<&Value>> = new.iter().map(|(r, _)| r.definition.as_ref()).collect();
+    let last_seqs: Vec<i64> = new
+        .iter()
+        .map(|(_, e)| i64::try_from(e.len()).unwrap_or(i64::MAX))
+        .collect();
     sqlx::query(
         "INSERT INTO meshhook.runs (id, project_id, workflow_id, workflow_version_id, version, trigger_kind, trigger,
-                                    webhook_id, idempotency_key, parent_run_id, resumed_from_node, definition, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                                    webhook_id, idempotency_key, parent_run_id, resumed_from_node, definition, last_seq,
+                                    created_at, updated_at)
+         SELECT u.*, $14, $14
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[], $7::jsonb[],
+                     $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::jsonb[], $13::int8[]) AS u",
     )
-    .bind(run.id)
-    .bind(run.project_id)
-    .bind(run.workflow_id)
-    .bind(run.workflow_version_id)
-    .bind(run.version)
-    .bind(run.trigger_kind)
-    .bind(&run.trigger)
-    .bind(run.webhook_id)
-    .bind(&run.idempotency_key)
-    .bind(run.parent_run_id)
-    .bind(&run.resumed_from_node)
-    .bind(&run.definition)
+    .bind(&ids)
+    .bind(&projects)
+    .bind(&workflows)
+    .bind(&version_ids)
+    .bind(&versions)
+    .bind(&kinds)
+    .bind(&triggers)
+    .bind(&webhooks)
+    .bind(&keys)
+    .bind(&parents)
+    .bind(&resumed)
+    .bind(&definitions)
+    .bind(&last_seqs)
     .bind(at)
     .execute(&mut *conn)
     .await?;
-    append(conn, run.id, run.project_id, 0, events, at).await?;
-    queue::send(
+    let mut rows = EventRows::default();
+    for (run, events) in new {
+        rows.push(run.id, run.project_id, 0, events)?;
+    }
+    rows.insert(conn, at).await?;
+    let wakes: Vec<Value> = ids.iter().map(|id| wake_message(*id)).collect();
+    queue::send_batch(
         &mut *conn,
         ORCHESTRATOR_QUEUE,
-        &wake_message(run.id),
+        &wakes,
         std::time::Duration::ZERO,
     )
     .await?;
     Ok(())
+}
+
+/// Events of several runs, gathered for one INSERT.
+#[derive(Default)]
+struct EventRows {
+    run_ids: Vec<Uuid>,
+    seqs: Vec<i64>,
+    projects: Vec<Uuid>,
+    types: Vec<&'static str>,
+    datas: Vec<Value>,
+}
+
+impl EventRows {
+    /// Adds `events` as seqs `after + 1 ..` of `run_id`.
+    fn push(&mut self, run_id: Uuid, project_id: Uuid, after: i64, events: &[Event]) -> Result<()> {
+        for (i, e) in events.iter().enumerate() {
+            let (ty, data) = event_parts(e)?;
+            self.run_ids.push(run_id);
+            self.seqs
+                .push(after + 1 + i64::try_from(i).unwrap_or(i64::MAX));
+            self.projects.push(project_id);
+            self.types.push(ty);
+            self.datas.push(data);
+        }
+        Ok(())
+    }
+
+    async fn insert(&self, conn: &mut PgConnection, at: DateTime<Utc>) -> Result<()> {
+        if self.run_ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO meshhook.events (run_id, seq, project_id, type, data, at)
+             SELECT u.r, u.s, u.p, u.t, u.d, $6
+             FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::jsonb[]) AS u(r, s, p, t, d)",
+        )
+        .bind(&self.run_ids)
+        .bind(&self.seqs)
+        .bind(&self.projects)
+        .bind(&self.types)
+        .bind(&self.datas)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Appends `events` after `expected_last_seq`, all stamped `at`. Returns
@@ -217,40 +308,10 @@ pub async fn append(
             expected_last_seq,
         });
     }
-    insert_events(conn, run_id, project_id, expected_last_seq, events, at).await?;
+    let mut rows = EventRows::default();
+    rows.push(run_id, project_id, expected_last_seq, events)?;
+    rows.insert(conn, at).await?;
     Ok(expected_last_seq + n)
-}
-
-/// Inserts `events` as seqs `after + 1 ..` (the caller moved `last_seq`).
-async fn insert_events(
-    conn: &mut PgConnection,
-    run_id: Uuid,
-    project_id: Uuid,
-    after: i64,
-    events: &[Event],
-    at: DateTime<Utc>,
-) -> Result<()> {
-    let mut types = Vec::with_capacity(events.len());
-    let mut datas = Vec::with_capacity(events.len());
-    for e in events {
-        let (ty, data) = event_parts(e)?;
-        types.push(ty);
-        datas.push(data);
-    }
-    sqlx::query(
-        "INSERT INTO meshhook.events (run_id, seq, project_id, type, data, at)
-         SELECT $1, $2 + u.i, $3, u.t, u.d, $6
-         FROM unnest($4::text[], $5::jsonb[]) WITH ORDINALITY AS u(t, d, i)",
-    )
-    .bind(run_id)
-    .bind(after)
-    .bind(project_id)
-    .bind(&types)
-    .bind(&datas)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// One run's share of [`append_many_with_summary`].
@@ -348,35 +409,16 @@ pub async fn append_many_with_summary(
             expected_last_seq: stale.1,
         });
     }
-    let total: usize = items.iter().map(|i| i.events.len()).sum();
-    let mut run_ids = Vec::with_capacity(total);
-    let mut seqs = Vec::with_capacity(total);
-    let mut projects = Vec::with_capacity(total);
-    let mut types = Vec::with_capacity(total);
-    let mut datas = Vec::with_capacity(total);
+    let mut rows = EventRows::default();
     for item in &items {
-        for (i, e) in item.events.iter().enumerate() {
-            let (ty, data) = event_parts(e)?;
-            run_ids.push(item.run.id);
-            seqs.push(item.run.last_seq + 1 + i64::try_from(i).unwrap_or(i64::MAX));
-            projects.push(item.run.project_id);
-            types.push(ty);
-            datas.push(data);
-        }
+        rows.push(
+            item.run.id,
+            item.run.project_id,
+            item.run.last_seq,
+            item.events,
+        )?;
     }
-    sqlx::query(
-        "INSERT INTO meshhook.events (run_id, seq, project_id, type, data, at)
-         SELECT u.r, u.s, u.p, u.t, u.d, $6
-         FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::jsonb[]) AS u(r, s, p, t, d)",
-    )
-    .bind(&run_ids)
-    .bind(&seqs)
-    .bind(&projects)
-    .bind(&types)
-    .bind(&datas)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    rows.insert(conn, at).await?;
     Ok(())
 }
 
