@@ -33,10 +33,22 @@ pub struct Message {
     pub msg_id: i64,
     /// How many times it has been read, this read included.
     pub read_ct: i32,
+    /// Its queue's limit: a message read this often is on its last
+    /// delivery (the next read moves it to the dead-letter table).
+    pub max_reads: i32,
     pub enqueued_at: DateTime<Utc>,
     /// When it becomes visible again unless acked.
     pub vt: DateTime<Utc>,
     pub message: Value,
+}
+
+impl Message {
+    /// Whether this is the last delivery before the dead-letter table: the
+    /// earlier ones all ended without an ack (their workers crashed, stalled
+    /// or kept failing).
+    pub fn is_last_delivery(&self) -> bool {
+        self.read_ct >= self.max_reads
+    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -195,7 +207,7 @@ async fn read_with<'e>(
          FROM picked, lim
          WHERE m.msg_id = picked.msg_id AND picked.read_ct < lim.max_reads
            AND (lim.relaxed IS NULL OR lim.relaxed = 'off')
-         RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message",
+         RETURNING m.msg_id, m.read_ct, lim.max_reads, m.enqueued_at, m.vt, m.message",
     )
     .bind(queue)
     .bind(secs(vt))

@@ -124,6 +124,21 @@ impl Outcome {
     }
 }
 
+/// The outcome of a job given up on its queue's last delivery: the attempt
+/// fails without being sent again, and is not retried.
+pub(crate) fn abandoned(job: &Job) -> Outcome {
+    Outcome::failed(
+        job,
+        HttpErrorKind::Other,
+        format!(
+            "abandoned after {} deliveries of the job: none of them recorded a result (the worker crashed or stalled each time)",
+            job.deliveries - 1
+        ),
+        None,
+        None,
+    )
+}
+
 /// Performs the attempt. `Err` only for database failures (the job is then
 /// retried after its visibility timeout); everything the remote side or the
 /// request itself does wrong becomes an event.

@@ -851,3 +851,33 @@ async fn a_recorded_result_continues_the_run_in_the_same_transaction() {
     .unwrap();
     assert_eq!(wakes, 1);
 }
+
+#[tokio::test]
+async fn a_job_that_never_records_fails_its_attempt_on_the_last_delivery() {
+    let h = Harness::new().await;
+    let (run_id, job) = h
+        .run_with_request(get(h.url("/ok")), RetryPolicy::default())
+        .await;
+    h.enqueue(&job).await;
+    // As if 19 deliveries had each died before recording anything.
+    sqlx::query(
+        "UPDATE meshhook.queue_messages m SET read_ct = q.max_reads - 1
+         FROM meshhook.queues q WHERE q.name = m.queue AND m.queue = 'executor'",
+    )
+    .execute(&h.db.pool)
+    .await
+    .unwrap();
+    let exec = spawn(h.loopback_context());
+    let (kind, error, status, retry) = failure(&h.result(run_id).await);
+    h.drained().await;
+    exec.stop().await;
+    assert_eq!(kind, HttpErrorKind::Other);
+    assert!(error.contains("abandoned after 19 deliveries"), "{error}");
+    assert_eq!((status, retry), (None, None), "not retried");
+    assert!(h.stub.seen("/ok").is_empty(), "not sent again");
+    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM meshhook.queue_dead_letters")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "acked, not dead-lettered");
+}
