@@ -323,5 +323,11 @@ async fn resuming_from_the_http_step_calls_the_target_exactly_once_more() {
     // `pick` was copied from the parent, not re-run.
     // pick's events are copied from the parent; call, ok and done run anew.
     assert_eq!(e.count(resumed, "step_started").await, 4);
+    // The copied history is part of the resumed run's creation: replay
+    // finds every later decision where the log has it.
+    let mut conn = e.db.pool.acquire().await.unwrap();
+    let check = engine::replay_check(&mut conn, resumed).await.unwrap();
+    assert!(check.deterministic, "{:?}", check.mismatches);
+    drop(conn);
     e.stop().await;
 }

@@ -103,6 +103,17 @@ impl Breaker {
         Duration::milliseconds(i64::try_from(self.policy.open_ms).unwrap_or(i64::MAX / 2))
     }
 
+    /// Closed with no failure counted: a success changes nothing and
+    /// [`Self::check`] admits without changing anything.
+    pub fn is_quiet(&self) -> bool {
+        matches!(
+            self.state,
+            State::Closed {
+                consecutive_failures: 0
+            }
+        )
+    }
+
     /// Decides whether a request may go out now (and counts admitted probes).
     pub fn check(&mut self, now: DateTime<Utc>) -> Admission {
         match self.state {

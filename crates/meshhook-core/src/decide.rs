@@ -119,7 +119,7 @@ impl Decider<'_> {
                 .values()
                 .all(|s| s.status == StepStatus::Pending);
             if fresh {
-                self.out.commands.push(Command::WakeAt(deadline));
+                self.wake_at(deadline);
             }
         }
         let order: Vec<&Node> = self.def.topological_order();
@@ -155,6 +155,15 @@ impl Decider<'_> {
             self.emit(Event::RunSucceeded { output })?;
         }
         Ok(())
+    }
+
+    /// Asks to be woken at `at` (once per decision, however many steps
+    /// want that time).
+    fn wake_at(&mut self, at: DateTime<Utc>) {
+        let wake = Command::WakeAt(at);
+        if !self.out.commands.contains(&wake) {
+            self.out.commands.push(wake);
+        }
     }
 
     fn emit(&mut self, event: Event) -> Result<(), FoldError> {
@@ -249,6 +258,12 @@ impl Decider<'_> {
                     })?;
                     self.delay_done(node, until)?;
                 }
+                Some(Wait::Timer { until }) => {
+                    // Woken before the timer is due (a worker whose clock
+                    // runs behind the database's, or a wake-up for another
+                    // reason): arm it again so it cannot be lost.
+                    self.wake_at(until);
+                }
                 Some(_) => {}
                 None if step.timer_fired => {
                     // Fired but not finished: finish with the recorded time.
@@ -327,7 +342,7 @@ impl Decider<'_> {
                             })?;
                             self.delay_done(node, until)
                         } else {
-                            self.out.commands.push(Command::WakeAt(until));
+                            self.wake_at(until);
                             Ok(())
                         }
                     }

@@ -54,9 +54,24 @@ pub fn replay(definition: &Definition, log: &[Recorded]) -> Result<Report, FoldE
     let mut mismatches = Vec::new();
     let mut state: Option<RunState> = None;
     let mut i = 0;
+    // A resumed run is created with copies of its parent's events for the
+    // steps before the resume point, all recorded with `run_created`: they
+    // are facts of its creation, not decisions of its own.
+    let created_with = match log.first() {
+        Some(Recorded {
+            at,
+            event:
+                Event::RunCreated {
+                    parent_run_id: Some(_),
+                    ..
+                },
+            ..
+        }) => log.iter().take_while(|r| r.at == *at).count(),
+        _ => 0,
+    };
     while i < log.len() {
         let recorded = &log[i];
-        if !written_by_decide(&recorded.event) {
+        if i < created_with || !written_by_decide(&recorded.event) {
             apply(definition, &mut state, recorded)?;
             i += 1;
             continue;

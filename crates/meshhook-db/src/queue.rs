@@ -33,10 +33,22 @@ pub struct Message {
     pub msg_id: i64,
     /// How many times it has been read, this read included.
     pub read_ct: i32,
+    /// Its queue's limit: a message read this often is on its last
+    /// delivery (the next read moves it to the dead-letter table).
+    pub max_reads: i32,
     pub enqueued_at: DateTime<Utc>,
     /// When it becomes visible again unless acked.
     pub vt: DateTime<Utc>,
     pub message: Value,
+}
+
+impl Message {
+    /// Whether this is the last delivery before the dead-letter table: the
+    /// earlier ones all ended without an ack (their workers crashed, stalled
+    /// or kept failing).
+    pub fn is_last_delivery(&self) -> bool {
+        self.read_ct >= self.max_reads
+    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -110,6 +122,38 @@ pub async fn send_batch<'e>(
     .map_err(|e| map_fk(queue, e))
 }
 
+/// One message of [`send_mixed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub queue: &'static str,
+    pub message: Value,
+    pub delay: Duration,
+}
+
+/// Enqueues messages for several queues, each with its own delay, in one
+/// statement (the orchestrator's batched passes). Returns their ids in order.
+pub async fn send_mixed<'e>(ex: impl PgExecutor<'e>, msgs: &[Outgoing]) -> Result<Vec<i64>> {
+    if msgs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let queues: Vec<&str> = msgs.iter().map(|m| m.queue).collect();
+    let delays: Vec<f64> = msgs.iter().map(|m| secs(m.delay)).collect();
+    let bodies: Vec<&Value> = msgs.iter().map(|m| &m.message).collect();
+    sqlx::query_scalar(
+        "INSERT INTO meshhook.queue_messages (queue, vt, message)
+         SELECT q, clock_timestamp() + make_interval(secs => d), m
+         FROM unnest($1::text[], $2::float8[], $3::jsonb[]) WITH ORDINALITY AS u(q, d, m, i)
+         ORDER BY i
+         RETURNING msg_id",
+    )
+    .bind(&queues)
+    .bind(&delays)
+    .bind(&bodies)
+    .fetch_all(ex)
+    .await
+    .map_err(|e| map_fk(queues.first().copied().unwrap_or_default(), e))
+}
+
 /// Claims up to `n` visible messages for `vt`. Messages already read
 /// `max_reads` times are moved to the dead-letter table instead.
 pub async fn read<'e>(
@@ -118,9 +162,31 @@ pub async fn read<'e>(
     vt: Duration,
     n: i32,
 ) -> Result<Vec<Message>> {
+    read_with(ex, queue, vt, n, false).await
+}
+
+/// [`read`] as a transaction of its own that commits asynchronously
+/// (`synchronous_commit = off` for it alone): a worker's claim then costs
+/// no WAL flush. Losing a claim in a crash is harmless — the message just
+/// becomes visible again, as if the claimant had died — so nothing is
+/// traded but a possible extra delivery, which consumers handle anyway.
+/// Takes the pool so it can never run inside (and relax) a caller's
+/// transaction.
+pub async fn claim(pool: &PgPool, queue: &str, vt: Duration, n: i32) -> Result<Vec<Message>> {
+    read_with(pool, queue, vt, n, true).await
+}
+
+async fn read_with<'e>(
+    ex: impl PgExecutor<'e>,
+    queue: &str,
+    vt: Duration,
+    n: i32,
+    async_commit: bool,
+) -> Result<Vec<Message>> {
     let mut msgs: Vec<Message> = sqlx::query_as(
         "WITH lim AS (
-             SELECT max_reads FROM meshhook.queues WHERE name = $1
+             SELECT max_reads, CASE WHEN $4 THEN set_config('synchronous_commit', 'off', true) END AS relaxed
+             FROM meshhook.queues WHERE name = $1
          ), picked AS (
              SELECT msg_id, read_ct FROM meshhook.queue_messages
              WHERE queue = $1 AND vt <= clock_timestamp()
@@ -140,11 +206,13 @@ pub async fn read<'e>(
          SET vt = clock_timestamp() + make_interval(secs => $2), read_ct = m.read_ct + 1
          FROM picked, lim
          WHERE m.msg_id = picked.msg_id AND picked.read_ct < lim.max_reads
-         RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message",
+           AND (lim.relaxed IS NULL OR lim.relaxed = 'off')
+         RETURNING m.msg_id, m.read_ct, lim.max_reads, m.enqueued_at, m.vt, m.message",
     )
     .bind(queue)
     .bind(secs(vt))
     .bind(n)
+    .bind(async_commit)
     .fetch_all(ex)
     .await?;
     msgs.sort_by_key(|m| m.msg_id);

@@ -30,6 +30,10 @@ pub struct JobMessage {
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
     pub msg_id: i64,
+    /// Deliveries of this message so far, this one included.
+    pub deliveries: i32,
+    /// Whether it is the queue's last delivery of it.
+    pub last_delivery: bool,
     pub run_id: Uuid,
     pub project_id: Uuid,
     pub node_id: String,
@@ -54,6 +58,8 @@ impl Job {
                 not_before,
             } => Ok(Job {
                 msg_id: msg.msg_id,
+                deliveries: msg.read_ct,
+                last_delivery: msg.is_last_delivery(),
                 run_id: m.run_id,
                 project_id: m.project_id,
                 node_id,
@@ -116,6 +122,18 @@ async fn process(ctx: &Context, job: &Job) -> Result<(), meshhook_db::Error> {
         tracing::info!("attempt already answered, or run gone or finished; job dropped");
         queue::delete(&ctx.pool, EXECUTOR_QUEUE, job.msg_id).await?;
         return Ok(());
+    }
+    if job.last_delivery && job.deliveries > 1 {
+        // Every earlier delivery ended without a recorded result: the job
+        // crashes or stalls its worker. Fail the attempt (not retryable)
+        // instead of letting it go to the dead-letter table and leaving the
+        // run waiting for its timeout.
+        tracing::warn!(
+            deliveries = job.deliveries,
+            "job abandoned: no delivery of it ever recorded a result"
+        );
+        let outcome = send::abandoned(job);
+        return record::record(ctx, job, outcome).await;
     }
     let needed =
         Duration::from_millis(job.request.timeout_ms).saturating_add(ctx.options.record_slack);

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use meshhook_core::Definition;
 use meshhook_core::state::fold;
 use meshhook_db::runs::{self, EXECUTOR_QUEUE, ORCHESTRATOR_QUEUE, RunRow};
 use meshhook_db::{Error, Result, breakers, queue};
@@ -20,13 +19,14 @@ const RECORD_TRIES: u32 = 3;
 
 /// Whether the run still waits for this attempt's result (run exists, is
 /// not finished, and the attempt is the one in flight).
-async fn accepts(conn: &mut PgConnection, run: &RunRow, job: &Job) -> Result<bool> {
-    let Some(definition) = runs::definition(&mut *conn, run).await? else {
-        tracing::warn!("the run's definition is gone; nothing to record");
-        return Ok(false);
+async fn accepts(ctx: &Context, conn: &mut PgConnection, run: &RunRow, job: &Job) -> Result<bool> {
+    let definition = match ctx.definitions.load(&mut *conn, run).await? {
+        Ok(d) => d,
+        Err(why) => {
+            tracing::warn!(%why, "nothing to record");
+            return Ok(false);
+        }
     };
-    let definition: Definition = serde_json::from_value(definition)
-        .map_err(|e| Error::Corrupt(format!("definition: {e}")))?;
     let log = runs::events(&mut *conn, run.id).await?;
     match fold(&definition, &log) {
         Ok(state) => Ok(state.accepts_http_result(&job.node_id, job.attempt)),
@@ -37,24 +37,32 @@ async fn accepts(conn: &mut PgConnection, run: &RunRow, job: &Job) -> Result<boo
     }
 }
 
-/// The pre-send check, without locks.
+/// The pre-send check, without locks: skips sending when the run is gone
+/// or over, or the attempt's result is already recorded (a redelivery).
 pub(crate) async fn still_wanted(ctx: &Context, job: &Job) -> Result<bool> {
     let mut conn = ctx.pool.acquire().await?;
     let Some(run) = runs::get(&mut conn, job.run_id).await? else {
         return Ok(false);
     };
-    accepts(&mut conn, &run, job).await
+    if matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled") {
+        return Ok(false);
+    }
+    accepts(ctx, &mut conn, &run, job).await
 }
 
 /// Records `outcome` for `job`, retrying transient failures a few times.
 pub(crate) async fn record(ctx: &Context, job: &Job, outcome: Outcome) -> Result<()> {
     let mut tries = 0;
+    let mut proceed = ctx.options.continue_runs;
     loop {
         tries += 1;
-        match record_once(ctx, job, &outcome).await {
+        match record_once(ctx, job, &outcome, proceed).await {
             Ok(()) => return Ok(()),
             Err(e) if tries < RECORD_TRIES => {
                 tracing::warn!(error = %e, tries, "recording failed; trying again");
+                // Leave the run's next steps to the orchestrator this time,
+                // in case they were what failed.
+                proceed = false;
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
             }
             Err(e) => return Err(e),
@@ -62,12 +70,16 @@ pub(crate) async fn record(ctx: &Context, job: &Job, outcome: Outcome) -> Result
     }
 }
 
-async fn record_once(ctx: &Context, job: &Job, outcome: &Outcome) -> Result<()> {
+/// Records the result; with `proceed`, also takes the run's next pass
+/// (fold, decide, record, enqueue) in the same transaction — exactly what
+/// the orchestrator would do on the wake-up, minus a queue hop and a
+/// commit. Otherwise the orchestrator is woken.
+async fn record_once(ctx: &Context, job: &Job, outcome: &Outcome, proceed: bool) -> Result<()> {
     let now = Utc::now();
     let mut tx = ctx.pool.begin().await?;
     let run = runs::lock(&mut tx, job.run_id).await?;
     let recorded = match &run {
-        Some(run) if accepts(&mut tx, run, job).await? => {
+        Some(run) if accepts(ctx, &mut tx, run, job).await? => {
             runs::append(
                 &mut tx,
                 run.id,
@@ -77,13 +89,22 @@ async fn record_once(ctx: &Context, job: &Job, outcome: &Outcome) -> Result<()> 
                 now,
             )
             .await?;
-            queue::send(
-                &mut *tx,
-                ORCHESTRATOR_QUEUE,
-                &runs::wake_message(run.id),
-                Duration::ZERO,
-            )
-            .await?;
+            if proceed {
+                meshhook_orchestrator::advance(&mut tx, &ctx.definitions, run.id)
+                    .await
+                    .map_err(|e| match e {
+                        meshhook_orchestrator::Error::Db(e) => e,
+                        meshhook_orchestrator::Error::Sqlx(e) => Error::Sqlx(e),
+                    })?;
+            } else {
+                queue::send(
+                    &mut *tx,
+                    ORCHESTRATOR_QUEUE,
+                    &runs::wake_message(run.id),
+                    Duration::ZERO,
+                )
+                .await?;
+            }
             true
         }
         _ => false,

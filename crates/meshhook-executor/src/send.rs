@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use meshhook_core::backoff::{is_retryable_status, plan_retry};
-use meshhook_core::breaker::Admission;
+use meshhook_core::breaker::{self, Admission};
 use meshhook_core::event::{Event, HttpErrorKind, HttpRequest};
 use meshhook_core::template;
 use meshhook_db::vault::{self, Secrets};
@@ -111,6 +111,32 @@ impl Outcome {
         self.breaker = Some((host.to_owned(), health));
         self
     }
+
+    /// [`Self::with_breaker`], except that a success leaves a quiet breaker
+    /// (closed, no failures counted) alone: there is nothing to reset, and
+    /// the recording transaction skips the breaker row entirely.
+    fn learn(self, host: &str, health: Health, quiet: bool) -> Self {
+        if quiet && health == Health::Up {
+            self
+        } else {
+            self.with_breaker(host, health)
+        }
+    }
+}
+
+/// The outcome of a job given up on its queue's last delivery: the attempt
+/// fails without being sent again, and is not retried.
+pub(crate) fn abandoned(job: &Job) -> Outcome {
+    Outcome::failed(
+        job,
+        HttpErrorKind::Other,
+        format!(
+            "abandoned after {} deliveries of the job: none of them recorded a result (the worker crashed or stalled each time)",
+            job.deliveries - 1
+        ),
+        None,
+        None,
+    )
 }
 
 /// Performs the attempt. `Err` only for database failures (the job is then
@@ -198,17 +224,32 @@ pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
         ));
     }
 
-    // Circuit breaker admission, in its own short transaction so other
+    // Circuit breaker admission. A closed breaker admits without changing,
+    // so the common case is one unlocked read; only an open or half-open
+    // breaker takes the row lock, in its own short transaction so other
     // workers see the probe count at once.
     let host = built.breaker_key.clone();
     let now = Utc::now();
-    let admission = {
-        let mut tx = ctx.pool.begin().await?;
-        let mut breaker = breakers::lock_or_default(&mut tx, &host, ctx.options.breaker).await?;
-        let admission = breaker.check(now);
-        breakers::save(&mut tx, &host, &breaker).await?;
-        tx.commit().await?;
-        admission
+    let seen = {
+        let mut conn = ctx.pool.acquire().await?;
+        breakers::get(&mut conn, &host).await?
+    };
+    let quiet = seen.is_none_or(|b| b.is_quiet());
+    let admission = match seen {
+        None
+        | Some(breaker::Breaker {
+            state: breaker::State::Closed { .. },
+            ..
+        }) => Admission::Allow,
+        Some(_) => {
+            let mut tx = ctx.pool.begin().await?;
+            let mut breaker =
+                breakers::lock_or_default(&mut tx, &host, ctx.options.breaker).await?;
+            let admission = breaker.check(now);
+            breakers::save(&mut tx, &host, &breaker).await?;
+            tx.commit().await?;
+            admission
+        }
     };
     if let Admission::Reject { until } = admission {
         tracing::info!(%host, "circuit open; not sent");
@@ -260,7 +301,7 @@ pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
             Some(code),
             retry_after,
         )
-        .with_breaker(&host, health));
+        .learn(&host, health, quiet));
     }
     let headers = response_headers(response.headers(), &secrets);
     let is_json = headers
@@ -284,7 +325,7 @@ pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
         },
         breaker: None,
     }
-    .with_breaker(&host, health))
+    .learn(&host, health, quiet))
 }
 
 /// A request ready to send.

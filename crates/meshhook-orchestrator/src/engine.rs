@@ -79,31 +79,50 @@ pub async fn start_run(
     origin: Origin,
     now: DateTime<Utc>,
 ) -> Result<Uuid, Error> {
-    let id = Uuid::now_v7();
-    let created = Event::RunCreated {
-        run_id: id,
-        workflow_id: version.workflow_id,
-        version: version.version,
-        trigger: trigger.clone(),
-        timeout_ms: None,
-        parent_run_id: None,
-    };
-    let run = NewRun {
-        id,
-        project_id: version.project_id,
-        workflow_id: version.workflow_id,
-        workflow_version_id: Some(version.id),
-        version: Some(version.version),
-        trigger_kind: origin.kind.unwrap_or("webhook"),
-        trigger,
-        webhook_id: origin.webhook_id,
-        idempotency_key: origin.idempotency_key,
-        parent_run_id: None,
-        resumed_from_node: None,
-        definition: None,
-    };
-    runs::insert(conn, &run, &[created], now).await?;
-    Ok(id)
+    let ids = start_runs(conn, version, vec![(trigger, origin)], now).await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| Error::Db(meshhook_db::Error::Corrupt("no run started".into())))
+}
+
+/// [`start_run`] for many triggers of one version, with a constant number
+/// of statements. Returns the run ids in the triggers' order.
+pub async fn start_runs(
+    conn: &mut PgConnection,
+    version: &Version,
+    triggers: Vec<(Value, Origin)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, Error> {
+    let mut new = Vec::with_capacity(triggers.len());
+    for (trigger, origin) in triggers {
+        let id = Uuid::now_v7();
+        let created = Event::RunCreated {
+            run_id: id,
+            workflow_id: version.workflow_id,
+            version: version.version,
+            trigger: trigger.clone(),
+            timeout_ms: None,
+            parent_run_id: None,
+        };
+        let run = NewRun {
+            id,
+            project_id: version.project_id,
+            workflow_id: version.workflow_id,
+            workflow_version_id: Some(version.id),
+            version: Some(version.version),
+            trigger_kind: origin.kind.unwrap_or("webhook"),
+            trigger,
+            webhook_id: origin.webhook_id,
+            idempotency_key: origin.idempotency_key,
+            parent_run_id: None,
+            resumed_from_node: None,
+            definition: None,
+        };
+        new.push((run, [created]));
+    }
+    let refs: Vec<(&NewRun, &[Event])> = new.iter().map(|(r, e)| (r, &e[..])).collect();
+    runs::insert_many(conn, &refs, now).await?;
+    Ok(new.iter().map(|(r, _)| r.id).collect())
 }
 
 /// Test-runs a workflow's current draft with a sample trigger. The draft

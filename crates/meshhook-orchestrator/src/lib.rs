@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use meshhook_core::decide::{Command, decide};
-use meshhook_core::definition::Definition;
 use meshhook_core::event::Recorded;
 use meshhook_core::state::{RunState, fold};
 use meshhook_db::PgPool;
 use meshhook_db::queue::{self, Message};
+pub use meshhook_db::runs::Definitions;
 use meshhook_db::runs::{self, EXECUTOR_QUEUE, ORCHESTRATOR_QUEUE};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -32,9 +32,12 @@ use uuid::Uuid;
 /// Tuning.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Runs processed at once.
+    /// Passes (transactions) in flight at once.
     pub concurrency: usize,
-    /// Messages claimed per read.
+    /// At most this many wake-ups are claimed per free pass; what one read
+    /// claims is shared out over the free passes, so at low load a pass
+    /// handles one run and under load each pass handles many runs with the
+    /// same number of statements.
     pub batch: i32,
     /// Visibility timeout of a claimed wake-up.
     pub vt: Duration,
@@ -48,7 +51,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             concurrency: 16,
-            batch: 64,
+            batch: 32,
             vt: Duration::from_secs(30),
             poll: Duration::from_secs(1),
             maintenance_every: Duration::from_secs(3600),
@@ -72,34 +75,6 @@ impl Context {
             options: Options::default(),
             definitions: Definitions::default(),
         }
-    }
-}
-
-/// A bounded cache of parsed definitions by workflow version id. Versions
-/// are immutable, so an entry never goes stale; test runs (whose
-/// definition lives on the run row) bypass it.
-#[derive(Clone, Default)]
-pub struct Definitions {
-    map: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, Arc<Definition>>>>,
-}
-
-impl Definitions {
-    const CAPACITY: usize = 1024;
-
-    fn get(&self, id: Uuid) -> Option<Arc<Definition>> {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-    }
-
-    fn put(&self, id: Uuid, def: Arc<Definition>) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= Self::CAPACITY {
-            map.clear();
-        }
-        map.insert(id, def);
     }
 }
 
@@ -136,16 +111,19 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
     let mut tasks = JoinSet::new();
     tracing::info!("orchestrator started");
     while !shutdown.is_cancelled() {
-        // Claim no more than we have room for.
-        let free = permits.available_permits().min(ctx.options.batch as usize);
+        // Claim no more than we have room for, and share what was claimed
+        // out over the free permits: one transaction per share.
+        let free = permits.available_permits();
         if free == 0 {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tasks.join_next() => continue,
             }
         }
-        let msgs =
-            match queue::read(&ctx.pool, ORCHESTRATOR_QUEUE, ctx.options.vt, free as i32).await {
+        let limit = i32::try_from(free.saturating_mul(ctx.options.batch.max(1) as usize))
+            .unwrap_or(i32::MAX);
+        let mut msgs =
+            match queue::claim(&ctx.pool, ORCHESTRATOR_QUEUE, ctx.options.vt, limit).await {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the orchestrator queue failed");
@@ -162,7 +140,10 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             }
             continue;
         }
-        for msg in msgs {
+        let share = msgs.len().div_ceil(free).max(1);
+        while !msgs.is_empty() {
+            let rest = msgs.split_off(share.min(msgs.len()));
+            let batch = std::mem::replace(&mut msgs, rest);
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
@@ -170,10 +151,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             let defs = ctx.definitions.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                if let Err(e) = handle(&pool, &defs, &msg).await {
-                    // Left unacked: it reappears after its visibility timeout.
-                    tracing::warn!(msg_id = msg.msg_id, error = %e, "orchestrator pass failed; will retry");
-                }
+                handle(&pool, &defs, batch).await;
             });
         }
         while tasks.try_join_next().is_some() {}
@@ -199,24 +177,57 @@ async fn maintenance_loop(pool: PgPool, every: Duration, shutdown: CancellationT
     }
 }
 
-/// Processes one wake-up message.
-async fn handle(pool: &PgPool, defs: &Definitions, msg: &Message) -> Result<(), Error> {
-    let run_id = msg
-        .message
-        .get("run_id")
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok());
-    let Some(run_id) = run_id else {
-        tracing::error!(
-            msg_id = msg.msg_id,
-            "malformed orchestrator message; archiving it"
-        );
-        queue::archive(pool, ORCHESTRATOR_QUEUE, msg.msg_id).await?;
+/// Processes claimed wake-ups in one transaction; when that fails (a
+/// deadlock, a conflict, a bad run), each is tried on its own so that one
+/// run cannot hold the others back. Whatever still fails stays unacked and
+/// reappears after its visibility timeout.
+async fn handle(pool: &PgPool, defs: &Definitions, msgs: Vec<Message>) {
+    let mut wakes = Vec::with_capacity(msgs.len());
+    let mut malformed = Vec::new();
+    for msg in &msgs {
+        let run_id = msg
+            .message
+            .get("run_id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok());
+        match run_id {
+            Some(id) => wakes.push((id, msg.msg_id)),
+            None => malformed.push(msg.msg_id),
+        }
+    }
+    if !malformed.is_empty() {
+        tracing::error!(msg_ids = ?malformed, "malformed orchestrator messages; archiving them");
+        if let Err(e) = queue::archive_batch(pool, ORCHESTRATOR_QUEUE, &malformed).await {
+            tracing::warn!(error = %e, "archiving malformed orchestrator messages failed");
+        }
+    }
+    match pass(pool, defs, &wakes).await {
+        Ok(()) => {}
+        Err(e) if wakes.len() > 1 => {
+            tracing::info!(runs = wakes.len(), error = %e, "batched pass failed; passing runs one by one");
+            for wake in &wakes {
+                if let Err(e) = pass(pool, defs, std::slice::from_ref(wake)).await {
+                    tracing::warn!(run_id = %wake.0, msg_id = wake.1, error = %e, "orchestrator pass failed; will retry");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(run_ids = ?wakes, error = %e, "orchestrator pass failed; will retry");
+        }
+    }
+}
+
+/// Advances the runs of `wakes` (run id, message id) and acks their
+/// messages in one transaction.
+async fn pass(pool: &PgPool, defs: &Definitions, wakes: &[(Uuid, i64)]) -> Result<(), Error> {
+    if wakes.is_empty() {
         return Ok(());
-    };
+    }
+    let ids: Vec<Uuid> = wakes.iter().map(|w| w.0).collect();
+    let acks: Vec<i64> = wakes.iter().map(|w| w.1).collect();
     let mut tx = pool.begin().await?;
-    advance(&mut tx, defs, run_id).await?;
-    queue::delete(&mut *tx, ORCHESTRATOR_QUEUE, msg.msg_id).await?;
+    advance_many(&mut tx, defs, &ids).await?;
+    queue::delete_batch(&mut *tx, ORCHESTRATOR_QUEUE, &acks).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -249,114 +260,114 @@ async fn unrunnable(
 
 /// Loads, folds, decides and records for one run inside `tx` (which holds
 /// the run's row lock until it commits).
-#[tracing::instrument(skip(tx, defs), fields(run_id = %run_id))]
 pub async fn advance(
     tx: &mut sqlx::PgConnection,
     defs: &Definitions,
     run_id: Uuid,
 ) -> Result<Pass, Error> {
-    let Some(run) = runs::lock(tx, run_id).await? else {
-        return Ok(Pass::default());
-    };
-    let terminal = matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled");
+    let mut passes = advance_many(tx, defs, &[run_id]).await?;
+    Ok(passes.remove(&run_id).unwrap_or_default())
+}
+
+/// One pass over each of `run_ids` inside `tx`, with a constant number of
+/// statements however many runs there are: lock the rows (in id order),
+/// read every log, fold and decide each run in memory, then one UPDATE of
+/// the run rows (checking each `last_seq`), one INSERT of all new events
+/// and one INSERT of all queue messages. `tx` holds the row locks until it
+/// commits. Returns each existing run's pass (missing runs are absent).
+#[tracing::instrument(skip_all, fields(runs = run_ids.len()))]
+pub async fn advance_many(
+    tx: &mut sqlx::PgConnection,
+    defs: &Definitions,
+    run_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Pass>, Error> {
+    let rows = runs::lock_many(tx, run_ids).await?;
     let now = Utc::now();
-    let cached = match (run.definition.is_none(), run.workflow_version_id) {
-        (true, Some(vid)) => defs.get(vid),
-        _ => None,
-    };
-    let def: Arc<Definition> = match cached {
-        Some(d) => d,
-        None => {
-            let Some(raw) = runs::definition(tx, &run).await? else {
-                return unrunnable(
-                    tx,
-                    &run,
-                    terminal,
-                    "the run's workflow version no longer exists",
-                    now,
-                )
-                .await;
-            };
-            match serde_json::from_value::<Definition>(raw) {
-                Ok(d) => {
-                    let d = Arc::new(d);
-                    if let (None, Some(vid)) = (&run.definition, run.workflow_version_id) {
-                        defs.put(vid, d.clone());
-                    }
-                    d
-                }
-                Err(e) => {
-                    return unrunnable(
-                        tx,
-                        &run,
-                        terminal,
-                        format!("the run's definition cannot be read: {e}"),
-                        now,
-                    )
-                    .await;
-                }
+    let mut passes = std::collections::HashMap::with_capacity(rows.len());
+    let mut ready = Vec::with_capacity(rows.len());
+    for run in rows {
+        let terminal = matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled");
+        match defs.load(tx, &run).await? {
+            Ok(def) => ready.push((run, def)),
+            Err(why) => {
+                let pass = unrunnable(tx, &run, terminal, why, now).await?;
+                passes.insert(run.id, pass);
             }
         }
-    };
-    let log = runs::events(tx, run_id).await?;
-    let mut state: RunState = match fold(&def, &log) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "run log does not fold");
-            return unrunnable(
-                tx,
-                &run,
-                terminal,
-                format!("the run's event log is inconsistent: {e}"),
-                now,
-            )
-            .await;
-        }
-    };
-    let decision = decide(&def, &state, now);
-    if decision.is_empty() {
-        return Ok(Pass {
-            appended: 0,
-            status: Some(state.status.as_str().to_owned()),
-        });
     }
-    let first = run.last_seq + 1;
-    for (i, event) in decision.events.iter().enumerate() {
-        let recorded = Recorded {
-            seq: first + i as i64,
-            at: now,
-            event: event.clone(),
+    let ids: Vec<Uuid> = ready.iter().map(|(r, _)| r.id).collect();
+    let mut logs = runs::events_many(tx, &ids).await?;
+    let mut decided = Vec::with_capacity(ready.len());
+    let mut outgoing = Vec::new();
+    for (run, def) in &ready {
+        let log = logs.remove(&run.id).unwrap_or_default();
+        let mut state: RunState = match fold(def, &log) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(run_id = %run.id, error = %e, "run log does not fold");
+                let terminal = matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled");
+                let why = format!("the run's event log is inconsistent: {e}");
+                let pass = unrunnable(tx, run, terminal, why, now).await?;
+                passes.insert(run.id, pass);
+                continue;
+            }
         };
-        if let Err(e) = state.apply(&def, &recorded) {
-            // decide produced an event fold rejects: a bug; keep the
-            // transaction from committing half a decision.
-            return Err(Error::Db(meshhook_db::Error::Corrupt(format!(
-                "decide/fold disagree: {e}"
-            ))));
-        }
-    }
-    runs::append_with_summary(tx, &run, &decision.events, now, &state).await?;
-    for command in &decision.commands {
-        match command {
-            Command::ScheduleHttp { not_before, .. } => {
-                let delay = (*not_before - now).to_std().unwrap_or(Duration::ZERO);
-                let msg = json!({ "run_id": run.id, "project_id": run.project_id, "job": command });
-                queue::send(&mut *tx, EXECUTOR_QUEUE, &msg, delay).await?;
+        let decision = decide(def, &state, now);
+        if !decision.is_empty() {
+            let first = run.last_seq + 1;
+            for (i, event) in decision.events.iter().enumerate() {
+                let recorded = Recorded {
+                    seq: first + i as i64,
+                    at: now,
+                    event: event.clone(),
+                };
+                if let Err(e) = state.apply(def, &recorded) {
+                    // decide produced an event fold rejects: a bug; keep the
+                    // transaction from committing half a decision.
+                    return Err(Error::Db(meshhook_db::Error::Corrupt(format!(
+                        "run {}: decide/fold disagree: {e}",
+                        run.id
+                    ))));
+                }
             }
-            Command::WakeAt(at) => {
-                let delay = (*at - now).to_std().unwrap_or(Duration::ZERO);
-                queue::send(
-                    &mut *tx,
-                    ORCHESTRATOR_QUEUE,
-                    &runs::wake_message(run.id),
-                    delay,
-                )
-                .await?;
+            for command in &decision.commands {
+                outgoing.push(outgoing_message(run, command, now));
             }
         }
+        passes.insert(
+            run.id,
+            Pass {
+                appended: decision.events.len(),
+                status: Some(state.status.as_str().to_owned()),
+            },
+        );
+        decided.push((run, decision.events, state));
     }
-    Ok(Pass {
-        appended: decision.events.len(),
-        status: Some(state.status.as_str().to_owned()),
-    })
+    let appends: Vec<runs::Append<'_>> = decided
+        .iter()
+        .map(|(run, events, state)| runs::Append { run, events, state })
+        .collect();
+    runs::append_many_with_summary(tx, &appends, now).await?;
+    queue::send_mixed(&mut *tx, &outgoing).await?;
+    Ok(passes)
+}
+
+/// The queue message a command becomes.
+fn outgoing_message(
+    run: &runs::RunRow,
+    command: &Command,
+    now: chrono::DateTime<Utc>,
+) -> queue::Outgoing {
+    match command {
+        Command::ScheduleHttp { not_before, .. } => queue::Outgoing {
+            queue: EXECUTOR_QUEUE,
+            message: json!({ "run_id": run.id, "project_id": run.project_id, "job": command }),
+            delay: (*not_before - now).to_std().unwrap_or(Duration::ZERO),
+        },
+        Command::WakeAt(at) => queue::Outgoing {
+            queue: ORCHESTRATOR_QUEUE,
+            message: runs::wake_message(run.id),
+            delay: (*at - now).to_std().unwrap_or(Duration::ZERO),
+        },
+    }
 }

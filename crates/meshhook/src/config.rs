@@ -281,11 +281,11 @@ impl Config {
     }
 }
 
-/// Logging: `RUST_LOG` picks levels per module (default info).
-pub fn init_logging(cfg: &Config) {
+/// Logging: `RUST_LOG` picks levels per module (default `default`, e.g.
+/// `info,sqlx=warn`).
+pub fn init_logging(cfg: &Config, default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

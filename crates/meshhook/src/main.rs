@@ -63,7 +63,12 @@ enum SecretsCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    config::init_logging(&cli.config);
+    // Benchmarks log warnings only (a line per job would be measured too).
+    let default_log = match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info,sqlx=warn",
+    };
+    config::init_logging(&cli.config, default_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -294,3 +294,48 @@ async fn sending_to_an_unknown_queue_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn claim_relaxes_only_its_own_commit() {
+    let db = TestDb::new().await;
+    // One connection, so the claim and the checks below share a session.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(db.pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    // (The test cluster runs with synchronous_commit off; turn it on for
+    // this session so a leak would show.)
+    sqlx::query("SET synchronous_commit = on")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let id = queue::send(&pool, "executor", &json!({"job": 1}), Duration::ZERO)
+        .await
+        .unwrap();
+    let claimed = queue::claim(&pool, "executor", Duration::from_millis(300), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].msg_id, claimed[0].read_ct), (id, 1));
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        setting, "on",
+        "the relaxed commit does not outlive the claim"
+    );
+    assert!(
+        queue::claim(&pool, "executor", Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "invisible while claimed"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = queue::claim(&pool, "executor", Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!((again[0].msg_id, again[0].read_ct), (id, 2));
+}

@@ -183,7 +183,14 @@ impl Harness {
         self.addr.to_string()
     }
 
+    /// An executor on its own: it records results and wakes the
+    /// orchestrator (which these tests do not run), so each test sees
+    /// exactly the attempts it started.
     fn context(&self, egress: Egress, options: Options) -> Context {
+        let options = Options {
+            continue_runs: false,
+            ..options
+        };
         Context::new(
             self.db.pool.clone(),
             self.keyring.clone(),
@@ -796,4 +803,81 @@ async fn early_jobs_wait_and_large_bodies_are_truncated() {
         other => panic!("unexpected {other:?}"),
     }
     exec.stop().await;
+}
+
+#[tokio::test]
+async fn a_recorded_result_continues_the_run_in_the_same_transaction() {
+    let h = Harness::new().await;
+    let run_id = h.start(get(h.url("/ok")), RetryPolicy::default()).await;
+    let ctx = Context::new(
+        h.db.pool.clone(),
+        h.keyring.clone(),
+        Arc::new(Egress::parse("127.0.0.1/32").unwrap()),
+        Options::default(),
+    )
+    .unwrap();
+    assert!(ctx.options.continue_runs, "the default");
+    let exec = spawn(ctx);
+    h.result(run_id).await;
+    h.drained().await;
+    exec.stop().await;
+    // No orchestrator runs here, yet the run ended: the executor took the
+    // pass after the result (the http_call is the last node) itself.
+    let (status, output): (String, Value) =
+        sqlx::query_as("SELECT status, output FROM meshhook.runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&h.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "succeeded");
+    assert_eq!(output["status"], json!(200));
+    let types: Vec<String> = h
+        .events(run_id)
+        .await
+        .iter()
+        .map(|e| e.event.type_name().to_owned())
+        .collect();
+    assert_eq!(
+        &types[types.len() - 3..],
+        ["http_responded", "step_succeeded", "run_succeeded"]
+    );
+    // Only the run's creation woke the orchestrator.
+    let wakes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM meshhook.queue_messages WHERE queue = 'orchestrator' AND message->>'run_id' = $1",
+    )
+    .bind(run_id.to_string())
+    .fetch_one(&h.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(wakes, 1);
+}
+
+#[tokio::test]
+async fn a_job_that_never_records_fails_its_attempt_on_the_last_delivery() {
+    let h = Harness::new().await;
+    let (run_id, job) = h
+        .run_with_request(get(h.url("/ok")), RetryPolicy::default())
+        .await;
+    h.enqueue(&job).await;
+    // As if 19 deliveries had each died before recording anything.
+    sqlx::query(
+        "UPDATE meshhook.queue_messages m SET read_ct = q.max_reads - 1
+         FROM meshhook.queues q WHERE q.name = m.queue AND m.queue = 'executor'",
+    )
+    .execute(&h.db.pool)
+    .await
+    .unwrap();
+    let exec = spawn(h.loopback_context());
+    let (kind, error, status, retry) = failure(&h.result(run_id).await);
+    h.drained().await;
+    exec.stop().await;
+    assert_eq!(kind, HttpErrorKind::Other);
+    assert!(error.contains("abandoned after 19 deliveries"), "{error}");
+    assert_eq!((status, retry), (None, None), "not retried");
+    assert!(h.stub.seen("/ok").is_empty(), "not sent again");
+    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM meshhook.queue_dead_letters")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "acked, not dead-lettered");
 }

@@ -1,8 +1,9 @@
 //! `meshhook bench engine`: the engine end to end, workers in process.
 //!
 //! 1. Throughput: a 10-node transform chain; `--runs` runs are started (in
-//!    batches of 100 per transaction) and the clock stops when the last one
-//!    has succeeded: runs/s and steps/s.
+//!    batches of 100 per transaction, as grouped webhook deliveries are)
+//!    and the clock stops when the last one has succeeded: runs/s and
+//!    steps/s.
 //! 2. Latency: a 3-node flow (transform -> http_call to a loopback stub ->
 //!    terminate) started one at a time at low load: p50/p99 of
 //!    trigger-to-completed, from the run's own timestamps (created_at to
@@ -135,13 +136,15 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut ids = Vec::with_capacity(args.runs);
     for batch in (0..args.runs).collect::<Vec<_>>().chunks(100) {
+        let triggers = batch
+            .iter()
+            .map(|i| {
+                let trig = engine::trigger(json!({"i": i}), json!({}), json!({}));
+                (trig, Origin::default())
+            })
+            .collect();
         let mut tx = pool.begin().await?;
-        for i in batch {
-            let trig = engine::trigger(json!({"i": i}), json!({}), json!({}));
-            ids.push(
-                engine::start_run(&mut tx, &chain_v, trig, Origin::default(), Utc::now()).await?,
-            );
-        }
+        ids.extend(engine::start_runs(&mut tx, &chain_v, triggers, Utc::now()).await?);
         tx.commit().await?;
     }
     loop {
