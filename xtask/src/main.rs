@@ -195,6 +195,12 @@ fn test(extra: &[String]) -> Result<()> {
         .args(["test", "--workspace", "--no-run"])
         .args(features);
     run(build, "building the tests")?;
+    // The system tests run the binary itself (MESHHOOK_BIN below); `cargo
+    // test` does not build a package's binary unless that package has
+    // integration tests of its own, so build it explicitly.
+    let mut bin = cargo();
+    bin.current_dir(&root).args(["build", "-p", "meshhook"]);
+    run(bin, "building the meshhook binary for the system tests")?;
 
     let mut tests = cargo();
     tests
