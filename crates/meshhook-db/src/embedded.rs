@@ -434,16 +434,28 @@ impl Cluster {
     }
 
     /// Stops the server if this process dies without dropping the cluster.
+    ///
+    /// It stops exactly the postmaster this process started (its pid, read
+    /// from `postmaster.pid` now and checked again before the signal), never
+    /// a later server on the same data directory: a quick restart must not
+    /// lose its fresh server to the previous process's watchdog.
     fn spawn_watchdog(&self) {
         let pid = std::process::id();
+        let pid_file = self.pgdata.join("postmaster.pid");
+        let postmaster = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.lines().next().map(|l| l.trim().to_owned()))
+            .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()));
+        let Some(postmaster) = postmaster else {
+            tracing::warn!(file = %pid_file.display(), "no postmaster pid; the cluster watchdog is not started");
+            return;
+        };
+        // SIGINT is PostgreSQL's fast shutdown.
         let mut stop = format!(
-            "{} -D '{}' stop -m fast -w >/dev/null 2>&1",
-            self.bin_dir.join("pg_ctl").display(),
-            self.pgdata.display()
+            "if [ \"$(head -n 1 '{file}' 2>/dev/null)\" = '{postmaster}' ]; then kill -INT {postmaster}; \
+             while kill -0 {postmaster} 2>/dev/null; do sleep 0.2; done; fi",
+            file = pid_file.display(),
         );
-        if let Some(user) = &self.run_as {
-            stop = format!("runuser -u {user} -- {stop}");
-        }
         if self.ephemeral {
             stop.push_str(&format!("; rm -rf '{}'", self.data_dir.display()));
         }

@@ -96,8 +96,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev => dev::run(cfg, shutdown).await,
         Command::Api => {
-            cfg.check_api()?;
             let db = cfg.database().await?;
+            cfg.check_api()?;
             let addr = cfg.listen_addr();
             let ctx = meshhook_api::Context {
                 pool: db.pool.clone(),
