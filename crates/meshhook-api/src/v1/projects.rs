@@ -446,9 +446,9 @@ pub struct ApiKeyOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyCreated {
-    pub id: Uuid,
     /// The key itself: shown this once, stored only as a hash.
     pub key: String,
+    /// Its metadata (with `id`), as `GET .../api-keys` lists it.
     #[serde(flatten)]
     pub meta: ApiKeyOut,
 }
@@ -522,14 +522,7 @@ async fn create_api_key(
     .await?;
     s.commit().await?;
     let meta = ApiKeyOut::try_from(row)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ApiKeyCreated {
-            id: meta.id,
-            key,
-            meta,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(ApiKeyCreated { key, meta })))
 }
 
 /// The project's API keys (admins), revoked ones included; never the keys.
