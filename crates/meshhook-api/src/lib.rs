@@ -65,6 +65,9 @@ pub struct Settings {
     pub body_limit: usize,
     /// Process-wide in-memory state; leave it `Default`.
     pub runtime: auth::Runtime,
+    /// The live feed's listener, started by the first live socket; leave
+    /// it `Default`.
+    pub live: v1::live::Hub,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             trust_forwarded_for: false,
             body_limit: DEFAULT_BODY_LIMIT,
             runtime: auth::Runtime::default(),
+            live: v1::live::Hub::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod live;
 pub mod meta;
 pub mod projects;
 pub mod runs;
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<Context> {
         .merge(projects::router())
         .merge(workflows::router())
         .merge(runs::router())
+        .merge(live::router())
         .merge(secrets::router())
         .merge(audit::router())
         .merge(meta::router())

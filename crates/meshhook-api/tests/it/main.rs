@@ -8,6 +8,7 @@ mod errors;
 mod helpers;
 mod input;
 mod isolation;
+mod live;
 mod openapi;
 mod runs;
 mod secrets;

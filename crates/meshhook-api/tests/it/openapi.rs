@@ -50,6 +50,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/runs/{id}/cancel"),
     ("GET", "/api/v1/runs/{id}/replay"),
     ("GET", "/api/v1/projects/{pid}/dead-letter"),
+    ("GET", "/api/v1/runs/{id}/live"),
+    ("GET", "/api/v1/projects/{pid}/live"),
     ("POST", "/api/v1/projects/{pid}/secrets"),
     ("GET", "/api/v1/projects/{pid}/secrets"),
     ("GET", "/api/v1/secrets/{id}"),
