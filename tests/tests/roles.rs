@@ -37,7 +37,7 @@ async fn migrate_then_each_role_serves_health_and_readiness_and_stops_on_sigterm
     let status = migrate.wait_exit(Duration::from_secs(60)).await.unwrap();
     assert!(status.success(), "{}", migrate.output());
     assert!(
-        migrate.output().contains("migrations: 5 applied"),
+        migrate.output().contains("migrations: 7 applied"),
         "{}",
         migrate.output()
     );

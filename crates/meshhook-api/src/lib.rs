@@ -21,6 +21,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod hooks;
 pub mod spa;
 pub mod v1;
 
@@ -65,6 +66,10 @@ pub struct Settings {
     pub body_limit: usize,
     /// Process-wide in-memory state; leave it `Default`.
     pub runtime: auth::Runtime,
+    /// The webhook ingress's in-memory state; leave it `Default`.
+    pub hooks: Arc<hooks::Runtime>,
+    /// The clock webhook signatures are checked against (tests pin it).
+    pub clock: hooks::Clock,
 }
 
 impl Default for Settings {
@@ -78,6 +83,8 @@ impl Default for Settings {
             trust_forwarded_for: false,
             body_limit: DEFAULT_BODY_LIMIT,
             runtime: auth::Runtime::default(),
+            hooks: Arc::default(),
+            clock: hooks::Clock::System,
         }
     }
 }
@@ -95,6 +102,7 @@ pub fn api_router() -> OpenApiRouter<Context> {
         .merge(health::router())
         .merge(docs::router())
         .merge(v1::router())
+        .routes(utoipa_axum::routes!(hooks::ingress))
 }
 
 /// The whole router.
@@ -102,6 +110,11 @@ pub fn app(ctx: Context) -> Router {
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
     let (api, _) = api_router().split_for_parts();
     let body_limit = ctx.settings.body_limit;
+    // The ingress also takes PUT and PATCH (documented once, as POST).
+    let api = api.route(
+        "/hooks/{token}",
+        axum::routing::put(hooks::ingress).patch(hooks::ingress),
+    );
     api.fallback(spa::service(&ctx.settings.spa))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(ctx)
@@ -124,12 +137,26 @@ pub fn app(ctx: Context) -> Router {
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
 }
 
-async fn method_not_allowed() -> Error {
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/hooks/") {
+        let mut res = Error::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "webhooks accept POST, PUT and PATCH",
+        )
+        .into_response();
+        res.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("POST, PUT, PATCH"),
+        );
+        return res;
+    }
     Error::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this path does not accept that method",
     )
+    .into_response()
 }
 
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
@@ -154,7 +181,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "api listening");
+    let _ = ctx.settings.hooks.local_addr.set(addr);
     axum::serve(
         listener,
         app(ctx).into_make_service_with_connect_info::<SocketAddr>(),

@@ -7,6 +7,7 @@ pub mod meta;
 pub mod projects;
 pub mod runs;
 pub mod secrets;
+pub mod webhooks;
 pub mod workflows;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<Context> {
         .merge(workflows::router())
         .merge(runs::router())
         .merge(secrets::router())
+        .merge(webhooks::router())
         .merge(audit::router())
         .merge(meta::router())
 }

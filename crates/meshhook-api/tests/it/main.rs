@@ -11,4 +11,5 @@ mod isolation;
 mod openapi;
 mod runs;
 mod secrets;
+mod webhooks;
 mod workflows;
