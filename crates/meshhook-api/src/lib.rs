@@ -21,6 +21,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod hooks;
 pub mod spa;
 pub mod v1;
 
@@ -68,6 +69,10 @@ pub struct Settings {
     /// The live feed's listener, started by the first live socket; leave
     /// it `Default`.
     pub live: v1::live::Hub,
+    /// The webhook ingress's in-memory state; leave it `Default`.
+    pub hooks: Arc<hooks::Runtime>,
+    /// The clock webhook signatures are checked against (tests pin it).
+    pub clock: hooks::Clock,
 }
 
 impl Default for Settings {
@@ -82,6 +87,8 @@ impl Default for Settings {
             body_limit: DEFAULT_BODY_LIMIT,
             runtime: auth::Runtime::default(),
             live: v1::live::Hub::default(),
+            hooks: Arc::default(),
+            clock: hooks::Clock::System,
         }
     }
 }
@@ -99,6 +106,7 @@ pub fn api_router() -> OpenApiRouter<Context> {
         .merge(health::router())
         .merge(docs::router())
         .merge(v1::router())
+        .routes(utoipa_axum::routes!(hooks::ingress))
 }
 
 /// The whole router.
@@ -106,6 +114,11 @@ pub fn app(ctx: Context) -> Router {
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
     let (api, _) = api_router().split_for_parts();
     let body_limit = ctx.settings.body_limit;
+    // The ingress also takes PUT and PATCH (documented once, as POST).
+    let api = api.route(
+        "/hooks/{token}",
+        axum::routing::put(hooks::ingress).patch(hooks::ingress),
+    );
     api.fallback(spa::service(&ctx.settings.spa))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(ctx)
@@ -128,12 +141,26 @@ pub fn app(ctx: Context) -> Router {
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
 }
 
-async fn method_not_allowed() -> Error {
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/hooks/") {
+        let mut res = Error::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "webhooks accept POST, PUT and PATCH",
+        )
+        .into_response();
+        res.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("POST, PUT, PATCH"),
+        );
+        return res;
+    }
     Error::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this path does not accept that method",
     )
+    .into_response()
 }
 
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
@@ -158,7 +185,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "api listening");
+    let _ = ctx.settings.hooks.local_addr.set(addr);
     axum::serve(
         listener,
         app(ctx).into_make_service_with_connect_info::<SocketAddr>(),

@@ -24,6 +24,7 @@ pub mod session;
 pub mod testing;
 pub mod users;
 pub mod vault;
+pub mod webhooks;
 pub mod workflows;
 
 pub use pool::{PoolOptions, connect};

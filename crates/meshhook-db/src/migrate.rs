@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_row_level_security"),
     migration!(6, "0006_api_indexes"),
     migration!(7, "0007_event_notify"),
+    migration!(8, "0008_run_finished_notify"),
 ];
 
 /// Advisory-lock key shared by every MeshHook migrator ("meshmigr").

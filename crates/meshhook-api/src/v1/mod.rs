@@ -8,6 +8,7 @@ pub mod meta;
 pub mod projects;
 pub mod runs;
 pub mod secrets;
+pub mod webhooks;
 pub mod workflows;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +24,7 @@ pub fn router() -> OpenApiRouter<Context> {
         .merge(runs::router())
         .merge(live::router())
         .merge(secrets::router())
+        .merge(webhooks::router())
         .merge(audit::router())
         .merge(meta::router())
 }

@@ -12,4 +12,5 @@ mod live;
 mod openapi;
 mod runs;
 mod secrets;
+mod webhooks;
 mod workflows;

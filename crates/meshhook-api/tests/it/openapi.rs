@@ -58,6 +58,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/secrets/{id}"),
     ("DELETE", "/api/v1/secrets/{id}"),
     ("GET", "/api/v1/projects/{pid}/audit-log"),
+    ("POST", "/api/v1/workflows/{id}/webhooks"),
+    ("GET", "/api/v1/workflows/{id}/webhooks"),
+    ("GET", "/api/v1/webhooks/{id}"),
+    ("PATCH", "/api/v1/webhooks/{id}"),
+    ("DELETE", "/api/v1/webhooks/{id}"),
+    ("POST", "/api/v1/webhooks/{id}/rotate-secret"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries"),
+    ("POST", "/api/v1/webhooks/{id}/test"),
+    ("POST", "/hooks/{token}"),
 ];
 
 fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {

@@ -4,6 +4,7 @@
 
 mod ceiling;
 mod engine;
+mod ingest;
 mod queue;
 
 use clap::Subcommand;
@@ -16,11 +17,15 @@ pub enum Bench {
     Queue(queue::Args),
     /// The engine: 10-node chain runs/s and steps/s, 3-node HTTP flow p50/p99.
     Engine(engine::Args),
+    /// Webhook ingress: signed deliveries accepted/s over loopback HTTP,
+    /// p50/p99, against the single-row commit ceiling.
+    Ingest(ingest::Args),
 }
 
 pub async fn run(b: Bench, cfg: &Config) -> anyhow::Result<()> {
     match b {
         Bench::Queue(args) => queue::run(args, cfg).await,
         Bench::Engine(args) => engine::run(args, cfg).await,
+        Bench::Ingest(args) => ingest::run(args, cfg).await,
     }
 }

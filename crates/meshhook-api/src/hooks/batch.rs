@@ -1,0 +1,365 @@
+//! Group commit of accepted deliveries.
+//!
+//! Request handlers send their delivery to one batching task over a
+//! bounded channel. The task collects up to [`Options::max_batch`]
+//! deliveries, waiting at most [`Options::max_wait`] after the first, and
+//! starts all their runs in ONE transaction: the latest published version
+//! of each workflow (one statement), the runs with `ON CONFLICT DO
+//! NOTHING` on the dedupe index, their `run_created` events and queue
+//! messages (constant statements, `runs::insert_many_deduped`), the
+//! winners of conflicting keys, and the delivery-log rows. Only after the
+//! commit does each request get its answer (a oneshot). A failed batch
+//! answers every member 503 and is logged once; a batch that failed on
+//! data (not on the connection) is retried member by member so one bad
+//! delivery cannot sink its neighbours. Up to [`Options::in_flight`]
+//! batches commit at once, so collecting the next batch overlaps the
+//! previous commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use meshhook_core::event::Event;
+use meshhook_db::PgPool;
+use meshhook_db::runs::{self, NewRun};
+use meshhook_db::webhooks::NewDelivery;
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::Error;
+
+/// Tuning of the group committer.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub max_batch: usize,
+    pub max_wait: Duration,
+    pub in_flight: usize,
+    pub queue: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_batch: 256,
+            max_wait: Duration::from_millis(2),
+            in_flight: 8,
+            queue: 8192,
+        }
+    }
+}
+
+/// A delivery to start.
+pub struct Start {
+    pub webhook_id: Uuid,
+    pub project_id: Uuid,
+    pub workflow_id: Uuid,
+    pub trigger: Value,
+    pub key: Option<String>,
+    /// Its delivery-log row, written in the same transaction (async
+    /// mode); the run id, verdict and status are filled in here.
+    pub delivery: Option<NewDelivery>,
+}
+
+/// A started (or deduplicated) run.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    pub run_id: Uuid,
+    pub duplicate: bool,
+}
+
+/// Why a delivery was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    NotPublished,
+    Unavailable,
+}
+
+impl Failure {
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Failure::NotPublished => "not_published",
+            Failure::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn into_error(self) -> Error {
+        match self {
+            Failure::NotPublished => Error::conflict(
+                "workflow_not_published",
+                "the workflow has no published version",
+            ),
+            Failure::Unavailable => {
+                let mut e = Error::unavailable("the delivery could not be stored; retry later");
+                e.retry_after = Some(1);
+                e
+            }
+        }
+    }
+}
+
+enum Item {
+    Start(Start, oneshot::Sender<Result<Started, Failure>>),
+    Log(NewDelivery, oneshot::Sender<()>),
+}
+
+/// The sending side, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Item>,
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("batch::Item")
+    }
+}
+
+impl Handle {
+    /// Starts a delivery's run; resolves after the commit.
+    pub async fn start(&self, s: Start) -> Result<Started, Failure> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.try_send(Item::Start(s, tx)).is_err() {
+            return Err(Failure::Unavailable);
+        }
+        rx.await.unwrap_or(Err(Failure::Unavailable))
+    }
+
+    /// Writes a delivery-log row with the next batch; resolves after its
+    /// commit (or its failure, which is logged).
+    pub async fn log(&self, row: NewDelivery) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.try_send(Item::Log(row, tx)).is_err() {
+            tracing::warn!("delivery log queue full; one delivery-log row dropped");
+            return;
+        }
+        let _ = rx.await;
+    }
+}
+
+/// Spawns the batching task on the current runtime.
+pub fn spawn(pool: PgPool, opts: Options) -> Handle {
+    let (tx, rx) = mpsc::channel(opts.queue);
+    tokio::spawn(run(pool, opts, rx));
+    Handle { tx }
+}
+
+async fn run(pool: PgPool, opts: Options, mut rx: mpsc::Receiver<Item>) {
+    let slots = Arc::new(Semaphore::new(opts.in_flight.max(1)));
+    loop {
+        // Wait for a commit slot first, so that deliveries arriving while
+        // every slot is busy join the next batch instead of waiting alone.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else { return };
+        let mut items = vec![first];
+        let deadline = tokio::time::Instant::now() + opts.max_wait;
+        while items.len() < opts.max_batch {
+            match rx.try_recv() {
+                Ok(i) => items.push(i),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(i)) => items.push(i),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit(&pool, items).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn commit(pool: &PgPool, items: Vec<Item>) {
+    let mut starts = Vec::new();
+    let mut logs = Vec::new();
+    // Dropped at the end: wakes every waiting logger, whatever happened.
+    let mut _log_waiters = Vec::new();
+    for i in items {
+        match i {
+            Item::Start(s, tx) => starts.push((s, tx)),
+            Item::Log(row, tx) => {
+                logs.push(row);
+                _log_waiters.push(tx);
+            }
+        }
+    }
+    let refs: Vec<&Start> = starts.iter().map(|(s, _)| s).collect();
+    match store(pool, &refs, &logs).await {
+        Ok(results) => {
+            for ((_, tx), r) in starts.into_iter().zip(results) {
+                let _ = tx.send(r);
+            }
+        }
+        Err(e) => {
+            let data_error = matches!(&e, Error2::Db(sqlx::Error::Database(_)) | Error2::Data(_));
+            if data_error && refs.len() + usize::from(!logs.is_empty()) > 1 {
+                tracing::warn!(error = %e, size = refs.len(), "delivery batch failed; retrying one by one");
+                for (s, tx) in starts {
+                    let r = match store(pool, &[&s], &[]).await {
+                        Ok(mut r) => r.pop().unwrap_or(Err(Failure::Unavailable)),
+                        Err(e) => {
+                            tracing::error!(error = %e, webhook_id = %s.webhook_id, "delivery could not be stored");
+                            Err(Failure::Unavailable)
+                        }
+                    };
+                    let _ = tx.send(r);
+                }
+                if !logs.is_empty()
+                    && let Err(e) = store(pool, &[], &logs).await
+                {
+                    tracing::error!(error = %e, rows = logs.len(), "delivery-log rows could not be stored");
+                }
+            } else {
+                tracing::error!(error = %e, size = refs.len(), "delivery batch failed; answering 503");
+                for (_, tx) in starts {
+                    let _ = tx.send(Err(Failure::Unavailable));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Error2 {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Data(String),
+}
+
+impl From<meshhook_db::Error> for Error2 {
+    fn from(e: meshhook_db::Error) -> Self {
+        match e {
+            meshhook_db::Error::Sqlx(e) => Error2::Db(e),
+            other => Error2::Data(other.to_string()),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Version {
+    id: Uuid,
+    workflow_id: Uuid,
+    version: i32,
+}
+
+/// One transaction for the whole batch. Returns each start's result in
+/// order.
+async fn store(
+    pool: &PgPool,
+    starts: &[&Start],
+    logs: &[NewDelivery],
+) -> Result<Vec<Result<Started, Failure>>, Error2> {
+    let mut tx = pool.begin().await?;
+    let now = Utc::now();
+    let mut workflows: Vec<Uuid> = starts.iter().map(|s| s.workflow_id).collect();
+    workflows.sort_unstable();
+    workflows.dedup();
+    let versions: HashMap<Uuid, Version> = if workflows.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, Version>(
+            "SELECT DISTINCT ON (workflow_id) id, workflow_id, version FROM meshhook.workflow_versions
+             WHERE workflow_id = ANY($1) ORDER BY workflow_id, version DESC",
+        )
+        .bind(&workflows)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|v| (v.workflow_id, v))
+        .collect()
+    };
+    let mut results: Vec<Result<Started, Failure>> = Vec::with_capacity(starts.len());
+    let mut new: Vec<(NewRun, [Event; 1])> = Vec::new();
+    for s in starts {
+        let Some(v) = versions.get(&s.workflow_id) else {
+            results.push(Err(Failure::NotPublished));
+            continue;
+        };
+        let id = Uuid::now_v7();
+        let created = Event::RunCreated {
+            run_id: id,
+            workflow_id: s.workflow_id,
+            version: v.version,
+            trigger: s.trigger.clone(),
+            timeout_ms: None,
+            parent_run_id: None,
+        };
+        new.push((
+            NewRun {
+                id,
+                project_id: s.project_id,
+                workflow_id: s.workflow_id,
+                workflow_version_id: Some(v.id),
+                version: Some(v.version),
+                trigger_kind: "webhook",
+                trigger: s.trigger.clone(),
+                webhook_id: Some(s.webhook_id),
+                idempotency_key: s.key.clone(),
+                parent_run_id: None,
+                resumed_from_node: None,
+                definition: None,
+            },
+            [created],
+        ));
+        results.push(Ok(Started {
+            run_id: id,
+            duplicate: false,
+        }));
+    }
+    let refs: Vec<(&NewRun, &[Event])> = new.iter().map(|(r, e)| (r, &e[..])).collect();
+    let inserted = runs::insert_many_deduped(&mut tx, &refs, now).await?;
+    // Keys whose run was not inserted: the earlier run is the answer.
+    let lost: Vec<(Uuid, String)> = new
+        .iter()
+        .filter(|(r, _)| !inserted.contains(&r.id))
+        .filter_map(|(r, _)| Some((r.webhook_id?, r.idempotency_key.clone()?)))
+        .collect();
+    let winners: HashMap<(Uuid, String), Uuid> = runs::ids_by_idempotency_key(&mut tx, &lost)
+        .await?
+        .into_iter()
+        .map(|(w, k, id)| ((w, k), id))
+        .collect();
+    let mut rows: Vec<NewDelivery> = logs.to_vec();
+    for (s, r) in starts.iter().zip(results.iter_mut()) {
+        if let Ok(started) = r
+            && !inserted.contains(&started.run_id)
+        {
+            let winner = s
+                .key
+                .as_ref()
+                .and_then(|k| winners.get(&(s.webhook_id, k.clone())));
+            match winner {
+                Some(id) => {
+                    *started = Started {
+                        run_id: *id,
+                        duplicate: true,
+                    }
+                }
+                None => return Err(Error2::Data("a deduplicated run is not visible".into())),
+            }
+        }
+        // Refusals are logged by the handler; accepted deliveries here,
+        // in the transaction that starts their run.
+        if let (Some(d), Ok(st)) = (&s.delivery, &*r) {
+            let mut d = d.clone();
+            d.run_id = Some(st.run_id);
+            if st.duplicate {
+                d.verdict = "duplicate";
+                d.status_code = i32::from(StatusCode::OK.as_u16());
+            }
+            rows.push(d);
+        }
+    }
+    meshhook_db::webhooks::insert_deliveries(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(results)
+}

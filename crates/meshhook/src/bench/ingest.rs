@@ -1,0 +1,225 @@
+//! `meshhook bench ingest`: webhook deliveries accepted per second.
+//!
+//! Starts the API in process on the configured (or embedded) database with
+//! one published workflow and a Standard Webhooks webhook, then fires
+//! signed deliveries at it over loopback HTTP from `--concurrency` client
+//! loops for `--seconds`. Every 202 means the run, its `run_created` event
+//! and its queue message were committed (group commit, see
+//! `meshhook_api::hooks::batch`). Prints accepted/s, p50 and p99 of the
+//! request latency, then the database's single-row insert commit ceiling
+//! at the same concurrency; ratio = accepted/s ÷ ceiling.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use meshhook_api::hooks::verify::{self, Verification};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Client loops sending at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Seconds for the commit-ceiling measurement.
+    #[arg(long, default_value_t = 5)]
+    ceiling_seconds: u64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
+    let mut cfg = cfg.clone();
+    cfg.pool_size = (args.concurrency + 16) as u32;
+    if cfg.kek.is_none() {
+        cfg.kek = Some(meshhook_db::vault::Keyring::generate_spec().to_string());
+    }
+    let db = cfg.database_or_embedded().await?;
+    let pool = db.pool.clone();
+    let keyring = Arc::new(cfg.keyring()?);
+
+    // One published workflow and its Standard Webhooks webhook.
+    let definition = json!({
+        "nodes": [{"id": "done", "type": "terminate", "config": {"status": "succeeded", "output": "trigger.body"}}],
+        "edges": []
+    });
+    let secret = "whsec_".to_owned()
+        + &{
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+        };
+    let verification = Verification::StandardWebhooks;
+    let key = verification
+        .mac_key(&secret)
+        .context("the generated secret is valid")?;
+    let token = format!("wh_bench_{}", Uuid::new_v4().simple());
+    {
+        let mut tx = pool.begin().await?;
+        let project = meshhook_db::workflows::create_project(&mut tx, "bench-ingest").await?;
+        let wf =
+            meshhook_db::workflows::create(&mut tx, project, "bench-ingest", &definition).await?;
+        meshhook_db::workflows::publish(&mut tx, wf, None).await?;
+        let id = Uuid::now_v7();
+        let keys = json!([meshhook_api::hooks::keys::seal(
+            &keyring,
+            project,
+            id,
+            &secret,
+            Utc::now()
+        )]);
+        let fields = meshhook_db::webhooks::Fields {
+            verification: serde_json::to_value(&verification)?,
+            signing_keys: keys,
+            mode: json!("async"),
+            rate_limit: None,
+            payload_schema: None,
+            max_body_bytes: 1024 * 1024,
+            enabled: true,
+        };
+        meshhook_db::webhooks::insert(&mut tx, id, project, wf, &token, &fields).await?;
+        tx.commit().await?;
+    }
+
+    let mut settings = cfg.api_settings();
+    settings.keyring = Some(keyring.clone());
+    let ctx = meshhook_api::Context {
+        pool: pool.clone(),
+        settings: Arc::new(settings),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hooks/{token}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(meshhook_api::serve(ctx, listener, shutdown.clone()));
+    println!(
+        "bench ingest: {} client loops for {} s against {url}",
+        args.concurrency, args.seconds
+    );
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let key = Arc::new(key);
+    // Warm-up: connections, caches, the first batch.
+    for i in 0..20 {
+        let body = serde_json::to_vec(&json!({"warmup": i}))?;
+        let mut req = client.post(&url).header("content-type", "application/json");
+        for (k, v) in verify::sign(
+            &verification,
+            &key,
+            &body,
+            Utc::now().timestamp(),
+            &format!("warm_{i}"),
+        ) {
+            req = req.header(k, v);
+        }
+        let r = req.body(body).send().await?;
+        anyhow::ensure!(
+            r.status().as_u16() == 202,
+            "warm-up delivery answered {}",
+            r.status()
+        );
+    }
+
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for c in 0..args.concurrency {
+        let client = client.clone();
+        let url = url.clone();
+        let key = key.clone();
+        let verification = verification.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut refused = 0u64;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let body = serde_json::to_vec(&json!({"client": c, "n": n, "items": [1, 2, 3]}))
+                    .unwrap_or_default();
+                let id = format!("msg_{c}_{n}");
+                let mut req = client.post(&url).header("content-type", "application/json");
+                for (k, v) in verify::sign(&verification, &key, &body, Utc::now().timestamp(), &id)
+                {
+                    req = req.header(k, v);
+                }
+                let t = Instant::now();
+                match req.body(body).send().await {
+                    Ok(r) if r.status().as_u16() == 202 => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => refused += 1,
+                }
+            }
+            (lat, refused)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        let (l, r) = t.await?;
+        lat.extend(l);
+        refused += r;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    shutdown.cancel();
+    let _ = server.await;
+    anyhow::ensure!(refused == 0, "{refused} deliveries were not accepted");
+    lat.sort_by(f64::total_cmp);
+    let accepted_per_s = lat.len() as f64 / elapsed;
+    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM meshhook.runs WHERE webhook_id IS NOT NULL AND trigger->'body' ? 'client'")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(
+        runs as usize >= lat.len(),
+        "only {runs} runs for {} accepted deliveries",
+        lat.len()
+    );
+    println!(
+        "ingest:       {accepted_per_s:>10.0} accepted/s  p50 {p50:.1} ms  p99 {p99:.1} ms  ({} deliveries)",
+        lat.len()
+    );
+
+    let ceiling = super::ceiling::single_row_commits(
+        &pool,
+        args.concurrency,
+        Duration::from_secs(args.ceiling_seconds),
+    )
+    .await?;
+    println!(
+        "ceiling:      {ceiling:>10.0} single-row commits/s with {} connections",
+        args.concurrency
+    );
+    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    println!(
+        "{}",
+        json!({
+            "bench": "ingest",
+            "accepted_per_s": accepted_per_s.round(),
+            "p50_ms": round1(p50),
+            "p99_ms": round1(p99),
+            "ceiling_commits_per_s": ceiling.round(),
+            "ratio": (accepted_per_s / ceiling * 100.0).round() / 100.0,
+        })
+    );
+    pool.close().await;
+    if let Some(mut cluster) = db.cluster {
+        tokio::task::spawn_blocking(move || cluster.stop()).await??;
+    }
+    Ok(())
+}
