@@ -52,3 +52,24 @@ pub async fn single_row_commits(
     .await?;
     Ok(count.load(Ordering::Relaxed) as f64 / elapsed)
 }
+
+/// [`single_row_commits`], printed as the benches print it.
+pub async fn report(pool: &PgPool, connections: usize, seconds: u64) -> anyhow::Result<f64> {
+    let ceiling = single_row_commits(pool, connections, Duration::from_secs(seconds)).await?;
+    println!("ceiling:      {ceiling:>10.0} single-row commits/s with {connections} connections");
+    Ok(ceiling)
+}
+
+/// The value at fraction `p` of `sorted` (nearest rank; NaN when empty).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Rounded to one decimal, for the JSON line.
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}

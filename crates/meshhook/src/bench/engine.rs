@@ -97,14 +97,6 @@ async fn stub() -> anyhow::Result<(String, CancellationToken)> {
     Ok((url, token))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     let mut cfg = cfg.clone();
     cfg.pool_size = (args.concurrency + 40) as u32;
@@ -213,7 +205,10 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     }
     stub_stop.cancel();
     lat.sort_by(f64::total_cmp);
-    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+    let (p50, p99) = (
+        super::ceiling::percentile(&lat, 0.50),
+        super::ceiling::percentile(&lat, 0.99),
+    );
     println!(
         "http flow:    p50 {p50:.1} ms  p99 {p99:.1} ms  (trigger to completed, {} runs)",
         lat.len()
@@ -224,25 +219,15 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         let _ = w.await;
     }
 
-    let ceiling = super::ceiling::single_row_commits(
-        &pool,
-        args.concurrency,
-        Duration::from_secs(args.ceiling_seconds),
-    )
-    .await?;
-    println!(
-        "ceiling:      {ceiling:>10.0} single-row commits/s with {} connections",
-        args.concurrency
-    );
-    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    let ceiling = super::ceiling::report(&pool, args.concurrency, args.ceiling_seconds).await?;
     println!(
         "{}",
         json!({
             "bench": "engine",
             "chain_runs_per_s": chain_runs_per_s.round(),
             "chain_steps_per_s": (chain_runs_per_s * 10.0).round(),
-            "http_flow_p50_ms": round1(p50),
-            "http_flow_p99_ms": round1(p99),
+            "http_flow_p50_ms": super::ceiling::round1(p50),
+            "http_flow_p99_ms": super::ceiling::round1(p99),
             "ceiling_commits_per_s": ceiling.round(),
         })
     );

@@ -34,14 +34,6 @@ pub struct Args {
     ceiling_seconds: u64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     let mut cfg = cfg.clone();
     cfg.pool_size = (args.concurrency + 16) as u32;
@@ -181,7 +173,10 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
     anyhow::ensure!(refused == 0, "{refused} deliveries were not accepted");
     lat.sort_by(f64::total_cmp);
     let accepted_per_s = lat.len() as f64 / elapsed;
-    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+    let (p50, p99) = (
+        super::ceiling::percentile(&lat, 0.50),
+        super::ceiling::percentile(&lat, 0.99),
+    );
     let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM meshhook.runs WHERE webhook_id IS NOT NULL AND trigger->'body' ? 'client'")
         .fetch_one(&pool)
         .await?;
@@ -195,24 +190,14 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         lat.len()
     );
 
-    let ceiling = super::ceiling::single_row_commits(
-        &pool,
-        args.concurrency,
-        Duration::from_secs(args.ceiling_seconds),
-    )
-    .await?;
-    println!(
-        "ceiling:      {ceiling:>10.0} single-row commits/s with {} connections",
-        args.concurrency
-    );
-    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    let ceiling = super::ceiling::report(&pool, args.concurrency, args.ceiling_seconds).await?;
     println!(
         "{}",
         json!({
             "bench": "ingest",
             "accepted_per_s": accepted_per_s.round(),
-            "p50_ms": round1(p50),
-            "p99_ms": round1(p99),
+            "p50_ms": super::ceiling::round1(p50),
+            "p99_ms": super::ceiling::round1(p99),
             "ceiling_commits_per_s": ceiling.round(),
             "ratio": (accepted_per_s / ceiling * 100.0).round() / 100.0,
         })
