@@ -142,7 +142,8 @@ pub async fn delete(path: &str) -> Result<(), Error> {
 }
 
 fn to_value<B: Serialize>(body: &B) -> Result<serde_json::Value, Error> {
-    serde_json::to_value(body).map_err(|e| Error::Network(format!("cannot encode the request: {e}")))
+    serde_json::to_value(body)
+        .map_err(|e| Error::Network(format!("cannot encode the request: {e}")))
 }
 
 /// One API call with the stored session's bearer token. On a 401 the
@@ -171,7 +172,11 @@ pub async fn call<T: DeserializeOwned>(
         .text()
         .await
         .map_err(|e| Error::Network(e.to_string()))?;
-    let text = if text.trim().is_empty() { "null" } else { &text };
+    let text = if text.trim().is_empty() {
+        "null"
+    } else {
+        &text
+    };
     serde_json::from_str(text).map_err(|e| Error::Network(format!("unexpected answer: {e}")))
 }
 
@@ -197,7 +202,10 @@ async fn send(
         None => builder.build(),
     }
     .map_err(|e| Error::Network(e.to_string()))?;
-    request.send().await.map_err(|e| Error::Network(e.to_string()))
+    request
+        .send()
+        .await
+        .map_err(|e| Error::Network(e.to_string()))
 }
 
 /// Exchanges the stored refresh token for a new session and stores it;
