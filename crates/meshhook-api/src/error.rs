@@ -231,6 +231,10 @@ impl From<meshhook_db::Error> for Error {
     fn from(e: meshhook_db::Error) -> Self {
         match e {
             meshhook_db::Error::Sqlx(e) => e.into(),
+            meshhook_db::Error::Gone(what) => Self::conflict(
+                "conflict",
+                format!("the {what} this refers to no longer exists"),
+            ),
             other => Self::internal(other),
         }
     }

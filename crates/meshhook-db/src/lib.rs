@@ -13,6 +13,7 @@ pub mod breakers;
 pub mod embedded;
 pub mod live;
 pub mod migrate;
+pub mod notify;
 pub mod partitions;
 pub mod pool;
 pub mod projects;
@@ -52,6 +53,10 @@ pub enum Error {
     },
     #[error("stored data does not decode: {0}")]
     Corrupt(String),
+    /// A row the write refers to was deleted (the check a foreign key
+    /// would make; see migration 0011).
+    #[error("the {0} this refers to no longer exists")]
+    Gone(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

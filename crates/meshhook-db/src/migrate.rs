@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_api_indexes"),
     migration!(7, "0007_event_notify"),
     migration!(8, "0008_run_finished_notify"),
+    migration!(11, "0011_ingest_fast_path"),
 ];
 
 /// Advisory-lock key shared by every MeshHook migrator ("meshmigr").

@@ -238,6 +238,21 @@ async fn insert_runs(
         .iter()
         .map(|(_, e)| i64::try_from(e.len()).unwrap_or(i64::MAX))
         .collect();
+    // Instead of a foreign key checked row by row (migration 0011): lock
+    // each distinct workflow once, so a concurrent delete of one waits for
+    // this transaction and then removes its runs too.
+    let mut workflow_rows = workflows.clone();
+    workflow_rows.sort_unstable();
+    workflow_rows.dedup();
+    let locked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM meshhook.workflows WHERE id = ANY($1) FOR KEY SHARE) w",
+    )
+    .bind(&workflow_rows)
+    .fetch_one(&mut *conn)
+    .await?;
+    if usize::try_from(locked).ok() != Some(workflow_rows.len()) {
+        return Err(crate::Error::Gone("workflow"));
+    }
     // Two constant statements: the plain form, and the dedupe form that
     // lets the unique index runs_webhook_idempotency_key decide (a
     // concurrent duplicate waits for the first transaction, then skips).

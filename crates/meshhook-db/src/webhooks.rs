@@ -167,14 +167,17 @@ pub async fn insert_deliveries(conn: &mut PgConnection, rows: &[NewDelivery]) ->
     let latencies: Vec<f64> = rows.iter().map(|r| r.latency_ms).collect();
     let addrs: Vec<Option<&str>> = rows.iter().map(|r| r.remote_addr.as_deref()).collect();
     // The webhook may have been deleted meanwhile: its rows are dropped
-    // (the JOIN) rather than failing the whole batch on the foreign key.
+    // (the JOIN) rather than failing the whole batch. The webhooks are
+    // locked FOR KEY SHARE, so a delete that comes later waits for this
+    // transaction and then removes these rows too (migration 0011: no
+    // per-row foreign key).
     sqlx::query(
         "INSERT INTO meshhook.webhook_deliveries (webhook_id, project_id, received_at, verdict, status_code,
                                                   run_id, dedupe_key, detail, latency_ms, remote_addr)
          SELECT u.w, u.p, u.a, u.v, u.s, u.r, u.k, u.d, u.l, u.ip::inet
          FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int4[], $6::uuid[],
                      $7::text[], $8::text[], $9::float8[], $10::text[]) AS u(w, p, a, v, s, r, k, d, l, ip)
-         JOIN meshhook.webhooks h ON h.id = u.w",
+         JOIN (SELECT id FROM meshhook.webhooks WHERE id = ANY($1) FOR KEY SHARE) h ON h.id = u.w",
     )
     .bind(&hooks)
     .bind(&projects)

@@ -14,6 +14,12 @@
 //! delivery cannot sink its neighbours. Up to [`Options::in_flight`]
 //! batches commit at once, so collecting the next batch overlaps the
 //! previous commit.
+//!
+//! The batch transaction sends no NOTIFY (PostgreSQL serialises the
+//! commits of notifying transactions across their WAL flush, which would
+//! undo group commit between concurrent batches): it defers the queue and
+//! live-feed notifications and sends them after its commit, asynchronously
+//! ([`meshhook_db::notify`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +29,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use meshhook_core::event::Event;
 use meshhook_db::PgPool;
+use meshhook_db::notify::Pending;
 use meshhook_db::runs::{self, NewRun};
 use meshhook_db::webhooks::NewDelivery;
 use serde_json::Value;
@@ -193,10 +200,11 @@ async fn commit(pool: &PgPool, items: Vec<Item>) {
     }
     let refs: Vec<&Start> = starts.iter().map(|(s, _)| s).collect();
     match store(pool, &refs, &logs).await {
-        Ok(results) => {
+        Ok((results, pending)) => {
             for ((_, tx), r) in starts.into_iter().zip(results) {
                 let _ = tx.send(r);
             }
+            notify(pool, &pending).await;
         }
         Err(e) => {
             let data_error = matches!(&e, Error2::Db(sqlx::Error::Database(_)) | Error2::Data(_));
@@ -204,7 +212,10 @@ async fn commit(pool: &PgPool, items: Vec<Item>) {
                 tracing::warn!(error = %e, size = refs.len(), "delivery batch failed; retrying one by one");
                 for (s, tx) in starts {
                     let r = match store(pool, &[&s], &[]).await {
-                        Ok(mut r) => r.pop().unwrap_or(Err(Failure::Unavailable)),
+                        Ok((mut r, pending)) => {
+                            notify(pool, &pending).await;
+                            r.pop().unwrap_or(Err(Failure::Unavailable))
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, webhook_id = %s.webhook_id, "delivery could not be stored");
                             Err(Failure::Unavailable)
@@ -224,6 +235,14 @@ async fn commit(pool: &PgPool, items: Vec<Item>) {
                 }
             }
         }
+    }
+}
+
+/// Wakes the orchestrator and the live feeds once the batch is durable.
+async fn notify(pool: &PgPool, pending: &Pending) {
+    if let Err(e) = pending.send(pool).await {
+        // Listeners poll too: a lost wake-up only delays them.
+        tracing::warn!(error = %e, "could not notify after a delivery batch");
     }
 }
 
@@ -252,13 +271,16 @@ struct Version {
 }
 
 /// One transaction for the whole batch. Returns each start's result in
-/// order.
+/// order, and the notifications to send now that it is committed (the
+/// transaction defers them: see [`meshhook_db::notify`]).
 async fn store(
     pool: &PgPool,
     starts: &[&Start],
     logs: &[NewDelivery],
-) -> Result<Vec<Result<Started, Failure>>, Error2> {
+) -> Result<(Vec<Result<Started, Failure>>, Pending), Error2> {
     let mut tx = pool.begin().await?;
+    meshhook_db::notify::defer(&mut tx).await?;
+    let mut pending = Pending::default();
     let now = Utc::now();
     let mut workflows: Vec<Uuid> = starts.iter().map(|s| s.workflow_id).collect();
     workflows.sort_unstable();
@@ -317,6 +339,14 @@ async fn store(
     }
     let refs: Vec<(&NewRun, &[Event])> = new.iter().map(|(r, e)| (r, &e[..])).collect();
     let inserted = runs::insert_many_deduped(&mut tx, &refs, now).await?;
+    if !inserted.is_empty() {
+        pending.queue(runs::ORCHESTRATOR_QUEUE);
+    }
+    for (r, _) in &new {
+        if inserted.contains(&r.id) {
+            pending.events(r.id, r.project_id, 1, 1);
+        }
+    }
     // Keys whose run was not inserted: the earlier run is the answer.
     let lost: Vec<(Uuid, String)> = new
         .iter()
@@ -361,5 +391,5 @@ async fn store(
     }
     meshhook_db::webhooks::insert_deliveries(&mut tx, &rows).await?;
     tx.commit().await?;
-    Ok(results)
+    Ok((results, pending))
 }

@@ -139,3 +139,179 @@ async fn a_member_sees_only_their_own_projects_rows() {
             .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");
 }
+
+/// Migration 0011 replaced the per-row foreign keys of runs and delivery
+/// rows by one lock per batch and delete triggers: deleting a workflow,
+/// webhook or project still removes what hung off it, and a run cannot be
+/// inserted for a workflow that is gone.
+#[tokio::test]
+async fn deletes_cascade_without_row_foreign_keys_and_gone_workflows_are_refused() {
+    use chrono::Utc;
+    use meshhook_core::event::Event;
+    use meshhook_db::runs::{self, NewRun};
+    use meshhook_db::webhooks::{self, Fields, NewDelivery};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let def = json!({"nodes": [{"id": "t", "type": "terminate", "config": {"status": "succeeded"}}], "edges": []});
+    let project = meshhook_db::workflows::create_project(&mut conn, "p")
+        .await
+        .unwrap();
+    let mut add = async |name: &str| {
+        let wf = meshhook_db::workflows::create(&mut conn, project, name, &def)
+            .await
+            .unwrap();
+        let hook = Uuid::now_v7();
+        let fields = Fields {
+            verification: json!({"scheme": "none"}),
+            signing_keys: json!([]),
+            mode: json!("async"),
+            rate_limit: None,
+            payload_schema: None,
+            max_body_bytes: 1024,
+            enabled: true,
+        };
+        webhooks::insert(
+            &mut conn,
+            hook,
+            project,
+            wf,
+            &format!("tok_{hook}"),
+            &fields,
+        )
+        .await
+        .unwrap();
+        let run = NewRun {
+            id: Uuid::now_v7(),
+            project_id: project,
+            workflow_id: wf,
+            workflow_version_id: None,
+            version: None,
+            trigger_kind: "test",
+            trigger: json!({"body": {}}),
+            webhook_id: Some(hook),
+            idempotency_key: None,
+            parent_run_id: None,
+            resumed_from_node: None,
+            definition: Some(def.clone()),
+        };
+        let created = [Event::RunCreated {
+            run_id: run.id,
+            workflow_id: wf,
+            version: 0,
+            trigger: run.trigger.clone(),
+            timeout_ms: None,
+            parent_run_id: None,
+        }];
+        runs::insert_many(&mut conn, &[(&run, &created[..])], Utc::now())
+            .await
+            .unwrap();
+        let row = NewDelivery {
+            webhook_id: hook,
+            project_id: project,
+            received_at: Utc::now(),
+            verdict: "accepted",
+            status_code: 202,
+            run_id: Some(run.id),
+            dedupe_key: None,
+            detail: None,
+            latency_ms: 1.0,
+            remote_addr: None,
+        };
+        webhooks::insert_deliveries(&mut conn, &[row])
+            .await
+            .unwrap();
+        (wf, hook, run)
+    };
+    let (wf1, hook1, run1) = add("one").await;
+    let (_wf2, hook2, _run2) = add("two").await;
+    let (_wf3, _hook3, _run3) = add("three").await;
+    let count = async |conn: &mut sqlx::PgConnection, sql: &str| -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) FROM meshhook.runs").await,
+        3
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM meshhook.webhook_deliveries"
+        )
+        .await,
+        3
+    );
+
+    // A webhook's delivery log goes with it; its runs stay.
+    sqlx::query("DELETE FROM meshhook.webhooks WHERE id = $1")
+        .bind(hook2)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM meshhook.webhook_deliveries"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) FROM meshhook.runs").await,
+        3
+    );
+
+    // A workflow's runs go with it (and its webhooks' log, by their cascade).
+    assert!(
+        meshhook_db::workflows::delete(&mut conn, wf1)
+            .await
+            .unwrap()
+    );
+    let left: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM meshhook.runs")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(!left.contains(&run1.id));
+    let hooks_logged: Vec<Uuid> =
+        sqlx::query_scalar("SELECT webhook_id FROM meshhook.webhook_deliveries")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(hooks_logged.len(), 1);
+    assert!(!hooks_logged.contains(&hook1));
+
+    // A run for the deleted workflow is refused, not orphaned.
+    let orphan = NewRun {
+        id: Uuid::now_v7(),
+        ..run1
+    };
+    let err = runs::insert_many(&mut conn, &[(&orphan, &[][..])], Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, meshhook_db::Error::Gone("workflow")), "{err}");
+
+    // The project takes everything else with it.
+    sqlx::query("DELETE FROM meshhook.projects WHERE id = $1")
+        .bind(project)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) FROM meshhook.runs").await,
+        0
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM meshhook.webhook_deliveries"
+        )
+        .await,
+        0
+    );
+}

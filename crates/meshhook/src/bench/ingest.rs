@@ -3,12 +3,15 @@
 //! Starts the API in process on the configured (or embedded) database with
 //! one published workflow and a Standard Webhooks webhook, then fires
 //! signed deliveries at it over loopback HTTP from `--concurrency` client
-//! loops for `--seconds`. Every 202 means the run, its `run_created` event
+//! loops for `--seconds`, each on its own keep-alive connection (a minimal
+//! HTTP/1.1 client, [`super::load`], so the generator takes as little as
+//! possible of the CPU the server and database share with it). Every 202 means the run, its `run_created` event
 //! and its queue message were committed (group commit, see
 //! `meshhook_api::hooks::batch`). Prints accepted/s, p50 and p99 of the
 //! request latency, then the database's single-row insert commit ceiling
 //! at the same concurrency; ratio = accepted/s ÷ ceiling.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +22,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::load;
 use crate::config::Config;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -93,7 +97,8 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         settings: Arc::new(settings),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hooks/{token}", listener.local_addr()?);
+    let listener_addr = listener.local_addr()?;
+    let url = format!("http://{listener_addr}/hooks/{token}");
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(meshhook_api::serve(ctx, listener, shutdown.clone()));
     println!(
@@ -101,60 +106,72 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         args.concurrency, args.seconds
     );
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
+    let addr = listener_addr;
+    let path = format!("/hooks/{token}");
     let key = Arc::new(key);
     // Warm-up: connections, caches, the first batch.
-    for i in 0..20 {
-        let body = serde_json::to_vec(&json!({"warmup": i}))?;
-        let mut req = client.post(&url).header("content-type", "application/json");
-        for (k, v) in verify::sign(
-            &verification,
-            &key,
-            &body,
-            Utc::now().timestamp(),
-            &format!("warm_{i}"),
-        ) {
-            req = req.header(k, v);
+    {
+        let mut conn = load::Conn::connect(addr).await?;
+        let mut req = Vec::new();
+        for i in 0..20 {
+            let body = serde_json::to_vec(&json!({"warmup": i}))?;
+            request(
+                &mut req,
+                &path,
+                &verification,
+                &key,
+                &body,
+                &format!("warm_{i}"),
+            );
+            let status = conn.exchange(&req).await?;
+            anyhow::ensure!(status == 202, "warm-up delivery answered {status}");
         }
-        let r = req.body(body).send().await?;
-        anyhow::ensure!(
-            r.status().as_u16() == 202,
-            "warm-up delivery answered {}",
-            r.status()
-        );
     }
 
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for c in 0..args.concurrency {
-        let client = client.clone();
-        let url = url.clone();
+        let path = path.clone();
         let key = key.clone();
         let verification = verification.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut refused = 0u64;
             let mut n = 0u64;
+            let mut conn = None;
+            let mut req = Vec::with_capacity(1024);
+            let mut body = Vec::with_capacity(128);
             while Instant::now() < deadline {
                 n += 1;
-                let body = serde_json::to_vec(&json!({"client": c, "n": n, "items": [1, 2, 3]}))
-                    .unwrap_or_default();
-                let id = format!("msg_{c}_{n}");
-                let mut req = client.post(&url).header("content-type", "application/json");
-                for (k, v) in verify::sign(&verification, &key, &body, Utc::now().timestamp(), &id)
-                {
-                    req = req.header(k, v);
-                }
+                body.clear();
+                let _ = write!(body, r#"{{"client":{c},"n":{n},"items":[1,2,3]}}"#);
+                request(
+                    &mut req,
+                    &path,
+                    &verification,
+                    &key,
+                    &body,
+                    &format!("msg_{c}_{n}"),
+                );
                 let t = Instant::now();
-                match req.body(body).send().await {
-                    Ok(r) if r.status().as_u16() == 202 => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                let c = match &mut conn {
+                    Some(c) => c,
+                    None => match load::Conn::connect(addr).await {
+                        Ok(c) => conn.insert(c),
+                        Err(_) => {
+                            refused += 1;
+                            continue;
+                        }
+                    },
+                };
+                match c.exchange(&req).await {
+                    Ok(202) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
+                    Ok(_) => refused += 1,
+                    Err(_) => {
+                        refused += 1;
+                        conn = None;
                     }
-                    _ => refused += 1,
                 }
             }
             (lat, refused)
@@ -207,4 +224,26 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || cluster.stop()).await??;
     }
     Ok(())
+}
+
+/// Formats one signed delivery (HTTP/1.1, keep-alive) into `out`.
+fn request(
+    out: &mut Vec<u8>,
+    path: &str,
+    verification: &Verification,
+    key: &[u8],
+    body: &[u8],
+    id: &str,
+) {
+    out.clear();
+    let _ = write!(
+        out,
+        "POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in verify::sign(verification, key, body, Utc::now().timestamp(), id) {
+        let _ = write!(out, "{k}: {v}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
 }

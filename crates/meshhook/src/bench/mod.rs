@@ -5,6 +5,7 @@
 mod ceiling;
 mod engine;
 mod ingest;
+mod load;
 mod queue;
 
 use clap::Subcommand;
