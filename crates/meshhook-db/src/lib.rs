@@ -11,6 +11,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod breakers;
 pub mod embedded;
+pub mod ingest;
 pub mod live;
 pub mod migrate;
 pub mod notify;

@@ -169,52 +169,8 @@ pub async fn insert_many(
     new: &[(&NewRun, &[Event])],
     at: DateTime<Utc>,
 ) -> Result<()> {
-    insert_runs(conn, new, at, false).await.map(|_| ())
-}
-
-/// [`insert_many`] for webhook deliveries that may repeat: a run whose
-/// `(webhook_id, idempotency_key)` already exists (committed, or committed
-/// by a concurrent transaction this one waited for) is skipped with its
-/// events and wake-up. Returns the ids of the runs actually inserted; the
-/// caller reads the existing run of each skipped key with
-/// [`ids_by_idempotency_key`].
-pub async fn insert_many_deduped(
-    conn: &mut PgConnection,
-    new: &[(&NewRun, &[Event])],
-    at: DateTime<Utc>,
-) -> Result<std::collections::HashSet<Uuid>> {
-    insert_runs(conn, new, at, true).await
-}
-
-/// The run of each `(webhook_id, idempotency_key)` pair that has one.
-pub async fn ids_by_idempotency_key(
-    conn: &mut PgConnection,
-    keys: &[(Uuid, String)],
-) -> Result<Vec<(Uuid, String, Uuid)>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let hooks: Vec<Uuid> = keys.iter().map(|(w, _)| *w).collect();
-    let ks: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
-    Ok(sqlx::query_as(
-        "SELECT r.webhook_id, r.idempotency_key, r.id
-         FROM unnest($1::uuid[], $2::text[]) AS u(w, k)
-         JOIN meshhook.runs r ON r.webhook_id = u.w AND r.idempotency_key = u.k",
-    )
-    .bind(&hooks)
-    .bind(&ks)
-    .fetch_all(conn)
-    .await?)
-}
-
-async fn insert_runs(
-    conn: &mut PgConnection,
-    new: &[(&NewRun, &[Event])],
-    at: DateTime<Utc>,
-    dedupe: bool,
-) -> Result<std::collections::HashSet<Uuid>> {
     if new.is_empty() {
-        return Ok(std::collections::HashSet::new());
+        return Ok(());
     }
     let ids: Vec<Uuid> = new.iter().map(|(r, _)| r.id).collect();
     let projects: Vec<Uuid> = new.iter().map(|(r, _)| r.project_id).collect();
@@ -253,25 +209,14 @@ async fn insert_runs(
     if usize::try_from(locked).ok() != Some(workflow_rows.len()) {
         return Err(crate::Error::Gone("workflow"));
     }
-    // Two constant statements: the plain form, and the dedupe form that
-    // lets the unique index runs_webhook_idempotency_key decide (a
-    // concurrent duplicate waits for the first transaction, then skips).
-    const INSERT: &str = "INSERT INTO meshhook.runs (id, project_id, workflow_id, workflow_version_id, version, trigger_kind, trigger,
+    sqlx::query(
+        "INSERT INTO meshhook.runs (id, project_id, workflow_id, workflow_version_id, version, trigger_kind, trigger,
                                     webhook_id, idempotency_key, parent_run_id, resumed_from_node, definition, last_seq,
                                     created_at, updated_at)
          SELECT u.*, $14, $14
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[], $7::jsonb[],
-                     $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::jsonb[], $13::int8[]) AS u
-         RETURNING id";
-    const INSERT_DEDUPED: &str = "INSERT INTO meshhook.runs (id, project_id, workflow_id, workflow_version_id, version, trigger_kind, trigger,
-                                    webhook_id, idempotency_key, parent_run_id, resumed_from_node, definition, last_seq,
-                                    created_at, updated_at)
-         SELECT u.*, $14, $14
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[], $7::jsonb[],
-                     $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::jsonb[], $13::int8[]) AS u
-         ON CONFLICT (webhook_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING id";
-    let query = sqlx::query_scalar::<_, Uuid>(if dedupe { INSERT_DEDUPED } else { INSERT })
+                     $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::jsonb[], $13::int8[]) AS u",
+    )
         .bind(&ids)
         .bind(&projects)
         .bind(&workflows)
@@ -285,16 +230,14 @@ async fn insert_runs(
         .bind(&resumed)
         .bind(&definitions)
         .bind(&last_seqs)
-        .bind(at);
-    let inserted: std::collections::HashSet<Uuid> =
-        query.fetch_all(&mut *conn).await?.into_iter().collect();
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
     let mut rows = EventRows::default();
-    let mut wakes = Vec::with_capacity(inserted.len());
+    let mut wakes = Vec::with_capacity(new.len());
     for (run, events) in new {
-        if inserted.contains(&run.id) {
-            rows.push(run.id, run.project_id, 0, events)?;
-            wakes.push(wake_message(run.id));
-        }
+        rows.push(run.id, run.project_id, 0, events)?;
+        wakes.push(wake_message(run.id));
     }
     rows.insert(conn, at).await?;
     queue::send_batch(
@@ -304,7 +247,7 @@ async fn insert_runs(
         std::time::Duration::ZERO,
     )
     .await?;
-    Ok(inserted)
+    Ok(())
 }
 
 /// Events of several runs, gathered for one INSERT.

@@ -3,34 +3,31 @@
 //! Request handlers send their delivery to one batching task over a
 //! bounded channel. The task collects up to [`Options::max_batch`]
 //! deliveries, waiting at most [`Options::max_wait`] after the first, and
-//! starts all their runs in ONE transaction: the latest published version
-//! of each workflow (one statement), the runs with `ON CONFLICT DO
-//! NOTHING` on the dedupe index, their `run_created` events and queue
-//! messages (constant statements, `runs::insert_many_deduped`), the
-//! winners of conflicting keys, and the delivery-log rows. Only after the
-//! commit does each request get its answer (a oneshot). A failed batch
-//! answers every member 503 and is logged once; a batch that failed on
-//! data (not on the connection) is retried member by member so one bad
-//! delivery cannot sink its neighbours. Up to [`Options::in_flight`]
-//! batches commit at once, so collecting the next batch overlaps the
-//! previous commit.
+//! stores the whole batch with ONE autocommitted statement
+//! ([`meshhook_db::ingest::start_webhook_runs`]): the workflows' published
+//! versions, the runs (`ON CONFLICT DO NOTHING` on the dedupe index), their
+//! `run_created` events and queue messages, and the delivery-log rows.
+//! Deliveries that repeat an existing key take one more statement, which
+//! finds the earlier run and logs the duplicate. Only after the commit does
+//! each request get its answer (a oneshot). A failed batch answers every
+//! member 503 and is logged once; a batch that failed on data (not on the
+//! connection) is retried member by member so one bad delivery cannot sink
+//! its neighbours. Up to [`Options::in_flight`] batches commit at once, so
+//! collecting the next batch overlaps the previous commit.
 //!
-//! The batch transaction sends no NOTIFY (PostgreSQL serialises the
-//! commits of notifying transactions across their WAL flush, which would
-//! undo group commit between concurrent batches): it defers the queue and
-//! live-feed notifications and sends them after its commit, asynchronously
-//! ([`meshhook_db::notify`]).
+//! The batch statement sends no NOTIFY (PostgreSQL serialises the commits
+//! of notifying transactions across their WAL flush, which would undo
+//! group commit between concurrent batches): it defers the queue and
+//! live-feed notifications, which are sent after its commit,
+//! asynchronously ([`meshhook_db::notify`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use chrono::Utc;
-use meshhook_core::event::Event;
 use meshhook_db::PgPool;
+use meshhook_db::ingest::{self, Lost, NewWebhookRun, Outcome};
 use meshhook_db::notify::Pending;
-use meshhook_db::runs::{self, NewRun};
 use meshhook_db::webhooks::NewDelivery;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -55,6 +52,36 @@ impl Default for Options {
             in_flight: 8,
             queue: 8192,
         }
+    }
+}
+
+impl Options {
+    /// The defaults, overridden by `MESHHOOK_INGEST_MAX_BATCH`,
+    /// `MESHHOOK_INGEST_MAX_WAIT_US` and `MESHHOOK_INGEST_IN_FLIGHT` when
+    /// they are set to numbers (unparsable values are ignored with a
+    /// warning).
+    pub fn from_env() -> Self {
+        fn var(name: &str) -> Option<u64> {
+            let v = std::env::var(name).ok()?;
+            match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    tracing::warn!(name, value = %v, "ignored: not a positive integer");
+                    None
+                }
+            }
+        }
+        let mut o = Options::default();
+        if let Some(n) = var("MESHHOOK_INGEST_MAX_BATCH") {
+            o.max_batch = usize::try_from(n).unwrap_or(o.max_batch);
+        }
+        if let Some(us) = var("MESHHOOK_INGEST_MAX_WAIT_US") {
+            o.max_wait = Duration::from_micros(us);
+        }
+        if let Some(n) = var("MESHHOOK_INGEST_IN_FLIGHT") {
+            o.in_flight = usize::try_from(n).unwrap_or(o.in_flight);
+        }
+        o
     }
 }
 
@@ -263,133 +290,69 @@ impl From<meshhook_db::Error> for Error2 {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Version {
-    id: Uuid,
-    workflow_id: Uuid,
-    version: i32,
-}
-
-/// One transaction for the whole batch. Returns each start's result in
-/// order, and the notifications to send now that it is committed (the
-/// transaction defers them: see [`meshhook_db::notify`]).
+/// One statement for the whole batch ([`ingest::start_webhook_runs`]),
+/// plus one more when some deliveries repeat an existing key. Returns each
+/// start's result in order, and the notifications to send now that it is
+/// committed (the statement defers them: see [`meshhook_db::notify`]).
 async fn store(
     pool: &PgPool,
     starts: &[&Start],
     logs: &[NewDelivery],
 ) -> Result<(Vec<Result<Started, Failure>>, Pending), Error2> {
-    let mut tx = pool.begin().await?;
-    meshhook_db::notify::defer(&mut tx).await?;
-    let mut pending = Pending::default();
     let now = Utc::now();
-    let mut workflows: Vec<Uuid> = starts.iter().map(|s| s.workflow_id).collect();
-    workflows.sort_unstable();
-    workflows.dedup();
-    let versions: HashMap<Uuid, Version> = if workflows.is_empty() {
-        HashMap::new()
-    } else {
-        sqlx::query_as::<_, Version>(
-            "SELECT DISTINCT ON (workflow_id) id, workflow_id, version FROM meshhook.workflow_versions
-             WHERE workflow_id = ANY($1) ORDER BY workflow_id, version DESC",
-        )
-        .bind(&workflows)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|v| (v.workflow_id, v))
-        .collect()
-    };
-    let mut results: Vec<Result<Started, Failure>> = Vec::with_capacity(starts.len());
-    let mut new: Vec<(NewRun, [Event; 1])> = Vec::new();
-    for s in starts {
-        let Some(v) = versions.get(&s.workflow_id) else {
-            results.push(Err(Failure::NotPublished));
-            continue;
-        };
-        let id = Uuid::now_v7();
-        let created = Event::RunCreated {
-            run_id: id,
-            workflow_id: s.workflow_id,
-            version: v.version,
-            trigger: s.trigger.clone(),
-            timeout_ms: None,
-            parent_run_id: None,
-        };
-        new.push((
-            NewRun {
-                id,
-                project_id: s.project_id,
-                workflow_id: s.workflow_id,
-                workflow_version_id: Some(v.id),
-                version: Some(v.version),
-                trigger_kind: "webhook",
-                trigger: s.trigger.clone(),
-                webhook_id: Some(s.webhook_id),
-                idempotency_key: s.key.clone(),
-                parent_run_id: None,
-                resumed_from_node: None,
-                definition: None,
-            },
-            [created],
-        ));
-        results.push(Ok(Started {
-            run_id: id,
-            duplicate: false,
-        }));
-    }
-    let refs: Vec<(&NewRun, &[Event])> = new.iter().map(|(r, e)| (r, &e[..])).collect();
-    let inserted = runs::insert_many_deduped(&mut tx, &refs, now).await?;
-    if !inserted.is_empty() {
-        pending.queue(runs::ORCHESTRATOR_QUEUE);
-    }
-    for (r, _) in &new {
-        if inserted.contains(&r.id) {
-            pending.events(r.id, r.project_id, 1, 1);
-        }
-    }
-    // Keys whose run was not inserted: the earlier run is the answer.
-    let lost: Vec<(Uuid, String)> = new
+    let runs: Vec<NewWebhookRun<'_>> = starts
         .iter()
-        .filter(|(r, _)| !inserted.contains(&r.id))
-        .filter_map(|(r, _)| Some((r.webhook_id?, r.idempotency_key.clone()?)))
+        .map(|s| NewWebhookRun {
+            id: Uuid::now_v7(),
+            project_id: s.project_id,
+            workflow_id: s.workflow_id,
+            webhook_id: s.webhook_id,
+            trigger: &s.trigger,
+            key: s.key.as_deref(),
+            delivery: s.delivery.as_ref(),
+        })
         .collect();
-    let winners: HashMap<(Uuid, String), Uuid> = runs::ids_by_idempotency_key(&mut tx, &lost)
-        .await?
-        .into_iter()
-        .map(|(w, k, id)| ((w, k), id))
-        .collect();
-    let mut rows: Vec<NewDelivery> = logs.to_vec();
-    for (s, r) in starts.iter().zip(results.iter_mut()) {
-        if let Ok(started) = r
-            && !inserted.contains(&started.run_id)
-        {
-            let winner = s
-                .key
-                .as_ref()
-                .and_then(|k| winners.get(&(s.webhook_id, k.clone())));
-            match winner {
-                Some(id) => {
-                    *started = Started {
-                        run_id: *id,
-                        duplicate: true,
-                    }
-                }
-                None => return Err(Error2::Data("a deduplicated run is not visible".into())),
+    let (outcomes, pending) = ingest::start_webhook_runs(pool, &runs, logs, now).await?;
+    let mut lost = Vec::new();
+    let mut results: Vec<Result<Started, Failure>> = Vec::with_capacity(runs.len());
+    for ((s, run), outcome) in starts.iter().zip(&runs).zip(&outcomes) {
+        results.push(match outcome {
+            Outcome::Started { .. } => Ok(Started {
+                run_id: run.id,
+                duplicate: false,
+            }),
+            Outcome::NotPublished => Err(Failure::NotPublished),
+            Outcome::Duplicate => {
+                let Some(key) = s.key.as_deref() else {
+                    return Err(Error2::Data("a run without a key was not inserted".into()));
+                };
+                lost.push((
+                    results.len(),
+                    Lost {
+                        webhook_id: s.webhook_id,
+                        key,
+                        delivery: s.delivery.as_ref(),
+                    },
+                ));
+                // Filled in below.
+                Err(Failure::Unavailable)
             }
-        }
-        // Refusals are logged by the handler; accepted deliveries here,
-        // in the transaction that starts their run.
-        if let (Some(d), Ok(st)) = (&s.delivery, &*r) {
-            let mut d = d.clone();
-            d.run_id = Some(st.run_id);
-            if st.duplicate {
-                d.verdict = "duplicate";
-                d.status_code = i32::from(StatusCode::OK.as_u16());
+        });
+    }
+    if !lost.is_empty() {
+        let (slots, lost): (Vec<usize>, Vec<Lost<'_>>) = lost.into_iter().unzip();
+        let winners = ingest::resolve_duplicates(pool, &lost).await?;
+        for (slot, winner) in slots.into_iter().zip(winners) {
+            let Some(run_id) = winner else {
+                return Err(Error2::Data("a deduplicated run is not visible".into()));
+            };
+            if let Some(r) = results.get_mut(slot) {
+                *r = Ok(Started {
+                    run_id,
+                    duplicate: true,
+                });
             }
-            rows.push(d);
         }
     }
-    meshhook_db::webhooks::insert_deliveries(&mut tx, &rows).await?;
-    tx.commit().await?;
     Ok((results, pending))
 }

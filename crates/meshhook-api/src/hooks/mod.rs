@@ -203,7 +203,7 @@ impl Runtime {
 
     fn batcher(&self, ctx: &Context) -> &batch::Handle {
         self.batcher
-            .get_or_init(|| batch::spawn(ctx.pool.clone(), batch::Options::default()))
+            .get_or_init(|| batch::spawn(ctx.pool.clone(), batch::Options::from_env()))
     }
 }
 

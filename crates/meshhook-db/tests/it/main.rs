@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod embedded;
+mod ingest;
 mod migrations;
 mod partitions;
 mod queue;
