@@ -430,8 +430,11 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("built-in redaction patterns compile")
 }
 
-static EMAIL_RE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)[a-z0-9._%+\-]+@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,}"));
+static EMAIL_RE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)[a-z0-9._%+\-]+@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,}",
+    )
+});
 
 /// Candidate card numbers: 13 to 19 digits, single spaces or dashes
 /// between them, not glued to other digits or letters.
@@ -518,9 +521,15 @@ mod tests {
         );
         assert_eq!(r.redact_str("4111-1111-1111-1111"), CARD);
         assert_eq!(r.redact_str("4111111111111111"), CARD);
-        assert_eq!(r.redact_str("amex 378282246310005."), "amex [redacted:card].");
+        assert_eq!(
+            r.redact_str("amex 378282246310005."),
+            "amex [redacted:card]."
+        );
         // 16 digits failing Luhn: an order number, kept.
-        assert_eq!(r.redact_str("order 1234567812345678"), "order 1234567812345678");
+        assert_eq!(
+            r.redact_str("order 1234567812345678"),
+            "order 1234567812345678"
+        );
         assert_eq!(r.redact_str("4111111111111112"), "4111111111111112");
         // Too short or glued to letters: kept.
         assert_eq!(r.redact_str("411111111111"), "411111111111");
@@ -559,7 +568,11 @@ mod tests {
             "AKIAIOSFODNN7EXAMPLE",
             "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
         ] {
-            assert_eq!(r.redact_str(&format!("k={key} end")), "k=[redacted:token] end", "{key}");
+            assert_eq!(
+                r.redact_str(&format!("k={key} end")),
+                "k=[redacted:token] end",
+                "{key}"
+            );
         }
         assert_eq!(
             r.redact_str("https://x.test/?api_key=abcdef123456&page=2"),
@@ -609,15 +622,17 @@ mod tests {
             serde_json::from_value(json!({"keys": ["SSN", "profile"]})).expect("rules parse");
         let r = rules.compile().expect("compiles");
         assert_eq!(
-            r.redact(&json!({"user": {"ssn": "123-45-6789", "Profile": {"age": 3}, "name": "Ann"}})),
+            r.redact(
+                &json!({"user": {"ssn": "123-45-6789", "Profile": {"age": 3}, "name": "Ann"}})
+            ),
             json!({"user": {"ssn": CUSTOM, "Profile": CUSTOM, "name": "Ann"}})
         );
     }
 
     #[test]
     fn custom_patterns_replace_matches() {
-        let rules: Rules = serde_json::from_value(json!({"patterns": [r"\bEMP-\d{6}\b"]}))
-            .expect("rules parse");
+        let rules: Rules =
+            serde_json::from_value(json!({"patterns": [r"\bEMP-\d{6}\b"]})).expect("rules parse");
         let r = rules.compile().expect("compiles");
         assert_eq!(
             r.redact(&json!(["id EMP-123456 and EMP-12345", {"k": "EMP-000001"}])),
