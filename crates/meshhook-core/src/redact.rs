@@ -277,7 +277,13 @@ impl Redactor {
                 for (key, v) in map.iter_mut() {
                     if !self.keys.is_empty() && self.keys.contains(&key.to_lowercase()) {
                         *v = Value::String(CUSTOM.into());
-                    } else if self.tokens && v.is_string() && is_credential_key(key) {
+                    } else if self.tokens
+                        && v.as_str().is_some_and(|s| !s.contains("{{"))
+                        && is_credential_key(key)
+                    {
+                        // A template (`Bearer {{ secrets.API_TOKEN }}`, as
+                        // recorded requests keep it) is symbolic: it goes
+                        // through the text rules below instead.
                         *v = Value::String(TOKEN.into());
                     } else {
                         self.walk(v, depth + 1);
@@ -376,7 +382,7 @@ pub fn luhn(digits: &[u32]) -> bool {
         .rev()
         .enumerate()
         .map(|(i, &d)| {
-            if i % 2 == 1 {
+            if !i.is_multiple_of(2) {
                 let dd = d * 2;
                 if dd > 9 { dd - 9 } else { dd }
             } else {
@@ -384,7 +390,7 @@ pub fn luhn(digits: &[u32]) -> bool {
             }
         })
         .sum();
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 /// Key names whose string values are credentials, compared after
@@ -581,6 +587,11 @@ mod tests {
         assert_eq!(
             r.redact(&json!({"headers": {"X-Api-Key": "short1", "tokens": 12, "Authorization": "Basic dXNlcjpwYXNz"}})),
             json!({"headers": {"X-Api-Key": TOKEN, "tokens": 12, "Authorization": TOKEN}})
+        );
+        // Templated credentials stay symbolic (secrets are never recorded).
+        assert_eq!(
+            r.redact(&json!({"Authorization": "Bearer {{ secrets.API_TOKEN }}"})),
+            json!({"Authorization": "Bearer {{ secrets.API_TOKEN }}"})
         );
         // Ordinary prose is kept.
         assert_eq!(
