@@ -73,6 +73,8 @@ pub struct Settings {
     pub hooks: Arc<hooks::Runtime>,
     /// The clock webhook signatures are checked against (tests pin it).
     pub clock: hooks::Clock,
+    /// Compiled PII redaction rules per project; leave it `Default`.
+    pub redaction: Arc<v1::redaction::Cache>,
 }
 
 impl Default for Settings {
@@ -89,6 +91,7 @@ impl Default for Settings {
             live: v1::live::Hub::default(),
             hooks: Arc::default(),
             clock: hooks::Clock::System,
+            redaction: Arc::default(),
         }
     }
 }

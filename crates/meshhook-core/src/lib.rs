@@ -16,6 +16,8 @@
 //!   against `decide` and builds resumed runs.
 //! - [`backoff`] and [`breaker`]: pure retry timing and circuit breaking for
 //!   the HTTP executor.
+//! - [`redact`]: a project's PII redaction rules, applied to what the API
+//!   shows (never to what the engine reads).
 
 pub mod backoff;
 pub mod breaker;
@@ -24,6 +26,7 @@ pub mod definition;
 pub mod event;
 pub mod expr;
 pub mod node_types;
+pub mod redact;
 pub mod replay;
 pub mod state;
 pub mod template;

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_event_notify"),
     migration!(8, "0008_run_finished_notify"),
     migration!(11, "0011_ingest_fast_path"),
+    migration!(12, "0012_redaction"),
 ];
 
 /// Advisory-lock key shared by every MeshHook migrator ("meshmigr").

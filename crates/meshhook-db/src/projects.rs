@@ -3,6 +3,7 @@
 //! policies of migration 0005 filter every statement.
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
@@ -76,6 +77,38 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
         .await?
         .rows_affected()
         == 1)
+}
+
+/// The project's stored redaction rules: `None` when the caller cannot
+/// see the project, `Some(None)` when it keeps the defaults (migration
+/// 0012).
+pub async fn redaction(conn: &mut PgConnection, id: Uuid) -> Result<Option<Option<Value>>> {
+    Ok(
+        sqlx::query_scalar("SELECT redaction FROM meshhook.projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Replaces the project's redaction rules (`None`: back to the defaults).
+/// `false` when no row was visible to update (RLS: admins and owners).
+pub async fn set_redaction(
+    conn: &mut PgConnection,
+    id: Uuid,
+    rules: Option<&Value>,
+) -> Result<bool> {
+    Ok(
+        sqlx::query(
+            "UPDATE meshhook.projects SET redaction = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(rules)
+        .execute(conn)
+        .await?
+        .rows_affected()
+            == 1,
+    )
 }
 
 /// The role of user `user_id` in the project, if they are a member.

@@ -12,6 +12,8 @@
 //!   after each notification (and on a 15 s timer for a run feed), never
 //!   taken from the notification. Resume after a reconnect with
 //!   `?after=<last seq seen>`.
+//! - **Redaction**: each frame's `data` goes through the project's PII
+//!   redaction rules ([`super::redaction`]) before it is sent.
 //! - **Backpressure**: a frame the client does not take within 5 s closes
 //!   the socket (code 1008, "too slow"); nothing is buffered for it.
 
@@ -22,6 +24,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use meshhook_core::redact::Redactor;
 use meshhook_db::live::{Feed, Notice};
 use meshhook_db::run_views;
 use serde::Deserialize;
@@ -106,24 +109,27 @@ enum Target {
 }
 
 /// Authenticates `token` and checks the caller may watch `target`.
+/// Returns the target's project.
 async fn authorise(
     ctx: &Context,
     client: ClientInfo,
     token: &str,
     target: Target,
-) -> Result<(), Error> {
+) -> Result<Uuid, Error> {
     let caller: Caller = auth::authenticate(ctx, token).await?;
     let mut s = Session::begin(ctx, caller, client).await?;
-    match target {
+    let project_id = match target {
         Target::Run { run_id, .. } => {
             let project = run_views::project_of(s.conn(), run_id).await?;
-            s.require_on(project, Role::Viewer, "run").await?;
+            s.require_on(project, Role::Viewer, "run").await?.0
         }
         Target::Project { project_id } => {
             s.require(project_id, Role::Viewer, "project").await?;
+            project_id
         }
-    }
-    s.commit().await
+    };
+    s.commit().await?;
+    Ok(project_id)
 }
 
 async fn upgrade(
@@ -135,13 +141,15 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, Error> {
     let token = token.or_else(|| header_token(&headers));
-    if let Some(token) = &token {
-        authorise(&ctx, client.clone(), token, target).await?;
-    }
+    let project_id = match &token {
+        Some(token) => Some(authorise(&ctx, client.clone(), token, target).await?),
+        None => None,
+    };
     Ok(ws.on_upgrade(move |mut socket| async move {
-        if token.is_none() {
-            match first_message_auth(&ctx, client, &mut socket, target).await {
-                Ok(()) => {}
+        let project_id = match project_id {
+            Some(p) => p,
+            None => match first_message_auth(&ctx, client, &mut socket, target).await {
+                Ok(p) => p,
                 Err(e) => {
                     let code = if e.status == axum::http::StatusCode::NOT_FOUND {
                         4404
@@ -151,8 +159,8 @@ async fn upgrade(
                     close(&mut socket, code, e.detail.clone()).await;
                     return;
                 }
-            }
-        }
+            },
+        };
         let feed = match ctx.settings.live.feed(&ctx).await {
             Ok(f) => f,
             Err(e) => {
@@ -161,7 +169,9 @@ async fn upgrade(
             }
         };
         match target {
-            Target::Run { run_id, after } => stream_run(&ctx, socket, &feed, run_id, after).await,
+            Target::Run { run_id, after } => {
+                stream_run(&ctx, socket, &feed, project_id, run_id, after).await
+            }
             Target::Project { project_id } => stream_project(&ctx, socket, &feed, project_id).await,
         }
     }))
@@ -172,7 +182,7 @@ async fn first_message_auth(
     client: ClientInfo,
     socket: &mut WebSocket,
     target: Target,
-) -> Result<(), Error> {
+) -> Result<Uuid, Error> {
     let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
@@ -206,13 +216,21 @@ async fn close(socket: &mut WebSocket, code: u16, reason: String) {
         .await;
 }
 
-/// Sends one event frame; `false` when the client is gone or too slow.
-async fn send_frame(socket: &mut WebSocket, run_id: Uuid, row: &run_views::EventRow) -> bool {
+/// Sends one event frame, its data redacted; `false` when the client is
+/// gone or too slow.
+async fn send_frame(
+    socket: &mut WebSocket,
+    redactor: &Redactor,
+    run_id: Uuid,
+    row: run_views::EventRow,
+) -> bool {
+    let mut data = row.data;
+    redactor.redact_in_place(&mut data);
     let frame = json!({
         "run_id": run_id,
         "seq": row.seq,
         "type": row.kind,
-        "data": row.data,
+        "data": data,
         "at": row.at,
     });
     let sent = tokio::time::timeout(
@@ -231,17 +249,26 @@ async fn send_frame(socket: &mut WebSocket, run_id: Uuid, row: &run_views::Event
 }
 
 /// Sends `run_id`'s events after `*after`, moving it. `false` when the
-/// socket is done.
-async fn send_new(ctx: &Context, socket: &mut WebSocket, run_id: Uuid, after: &mut i64) -> bool {
+/// socket is done. Reads on the service connection: the socket's caller
+/// was authorised for `project_id` when it connected.
+async fn send_new(
+    ctx: &Context,
+    socket: &mut WebSocket,
+    project_id: Uuid,
+    run_id: Uuid,
+    after: &mut i64,
+) -> bool {
     loop {
-        let rows = match ctx.pool.acquire().await {
-            Ok(mut conn) => run_views::events(&mut conn, run_id, *after, PAGE).await,
-            Err(e) => Err(e.into()),
+        let read = async {
+            let mut conn = ctx.pool.acquire().await.map_err(Error::from)?;
+            let rows = run_views::events(&mut conn, run_id, *after, PAGE).await?;
+            let redactor = super::redaction::redactor(ctx, &mut conn, project_id).await?;
+            Ok::<_, Error>((rows, redactor))
         };
-        let rows = match rows {
+        let (rows, redactor) = match read.await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(%run_id, error = %e, "live feed: reading events failed");
+                tracing::warn!(%run_id, error = ?e, "live feed: reading events failed");
                 close(
                     socket,
                     1011,
@@ -251,13 +278,15 @@ async fn send_new(ctx: &Context, socket: &mut WebSocket, run_id: Uuid, after: &m
                 return false;
             }
         };
-        for row in &rows {
-            if !send_frame(socket, run_id, row).await {
+        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= PAGE;
+        for row in rows {
+            let seq = row.seq;
+            if !send_frame(socket, &redactor, run_id, row).await {
                 return false;
             }
-            *after = row.seq;
+            *after = seq;
         }
-        if (rows.len() as i64) < PAGE {
+        if !full {
             return true;
         }
     }
@@ -272,12 +301,13 @@ async fn stream_run(
     ctx: &Context,
     mut socket: WebSocket,
     feed: &Feed,
+    project_id: Uuid,
     run_id: Uuid,
     mut after: i64,
 ) {
     // Subscribe before reading the backlog: nothing falls in between.
     let mut rx = feed.subscribe();
-    if !send_new(ctx, &mut socket, run_id, &mut after).await {
+    if !send_new(ctx, &mut socket, project_id, run_id, &mut after).await {
         return;
     }
     let mut resync = tokio::time::interval(RESYNC_EVERY);
@@ -297,7 +327,7 @@ async fn stream_run(
             }
             _ = resync.tick() => true,
         };
-        if fetch && !send_new(ctx, &mut socket, run_id, &mut after).await {
+        if fetch && !send_new(ctx, &mut socket, project_id, run_id, &mut after).await {
             return;
         }
     }
@@ -329,7 +359,7 @@ async fn stream_project(ctx: &Context, mut socket: WebSocket, feed: &Feed, proje
             }
         };
         for (run_id, mut after) in work {
-            if !send_new(ctx, &mut socket, run_id, &mut after).await {
+            if !send_new(ctx, &mut socket, project_id, run_id, &mut after).await {
                 return;
             }
             if seen.len() >= KNOWN && !seen.contains_key(&run_id) {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod live;
 pub mod meta;
 pub mod projects;
+pub mod redaction;
 pub mod runs;
 pub mod secrets;
 pub mod webhooks;
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<Context> {
     OpenApiRouter::new()
         .merge(auth::router())
         .merge(projects::router())
+        .merge(redaction::router())
         .merge(workflows::router())
         .merge(runs::router())
         .merge(live::router())

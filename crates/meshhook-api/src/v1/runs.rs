@@ -7,6 +7,11 @@
 //! then call the engine with the connection's own role in the same
 //! transaction, because they enqueue orchestrator wake-ups.
 //!
+//! Everything returned about a run's data (trigger, outputs, errors, event
+//! data, failure reasons, replay mismatches) goes through the project's
+//! PII redaction rules first ([`super::redaction`]); the engine's own
+//! reads are never redacted.
+//!
 //! Pagination is keyset on `(created_at, id)`, newest first, with an
 //! opaque cursor: stable under concurrent inserts (no duplicates, no
 //! skipped rows older than the cursor).
@@ -135,6 +140,7 @@ async fn list_runs(
     let mut s = Session::begin(&ctx, caller, client).await?;
     s.require(pid, Role::Viewer, "project").await?;
     let mut rows = run_views::list(s.conn(), pid, &filter).await?;
+    let redactor = super::redaction::redactor(&ctx, s.conn(), pid).await?;
     s.commit().await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -158,7 +164,10 @@ async fn list_runs(
                 status: r.status,
                 trigger_kind: r.trigger_kind,
                 parent_run_id: r.parent_run_id,
-                error: r.error,
+                error: r.error.map(|mut e| {
+                    redactor.redact_in_place(&mut e);
+                    e
+                }),
                 created_at: r.created_at,
                 started_at: r.started_at,
                 finished_at: r.finished_at,
@@ -263,12 +272,23 @@ async fn get_run(
     Path(id): Path<Uuid>,
 ) -> Result<Json<RunOut>, Error> {
     let mut s = Session::begin(&ctx, caller, client).await?;
-    let run = run_views::get(s.conn(), id)
+    let mut run = run_views::get(s.conn(), id)
         .await?
         .ok_or_else(|| Error::not_found("run"))?;
     s.require(run.project_id, Role::Viewer, "run").await?;
-    let (steps, fold_error) = steps(&mut s, id).await?;
+    let (mut steps, fold_error) = steps(&mut s, id).await?;
+    let redactor = super::redaction::redactor(&ctx, s.conn(), run.project_id).await?;
     s.commit().await?;
+    let r = &*redactor;
+    if !r.is_noop() {
+        r.redact_in_place(&mut run.trigger);
+        run.output.iter_mut().for_each(|v| r.redact_in_place(v));
+        run.error.iter_mut().for_each(|v| r.redact_in_place(v));
+        for step in &mut steps {
+            step.output.iter_mut().for_each(|v| r.redact_in_place(v));
+            step.error.iter_mut().for_each(|e| r.redact_string(e));
+        }
+    }
     Ok(Json(RunOut {
         id: run.id,
         project_id: run.project_id,
@@ -325,16 +345,20 @@ async fn run_events(
     let limit = super::page_limit(q.limit, 1000, 5000);
     let mut s = Session::begin(&ctx, caller, client).await?;
     let project = run_views::project_of(s.conn(), id).await?;
-    s.require_on(project, Role::Viewer, "run").await?;
+    let (pid, _) = s.require_on(project, Role::Viewer, "run").await?;
     let rows = run_views::events(s.conn(), id, q.after.unwrap_or(0), limit).await?;
+    let redactor = super::redaction::redactor(&ctx, s.conn(), pid).await?;
     s.commit().await?;
     Ok(Json(
         rows.into_iter()
-            .map(|e| EventOut {
-                seq: e.seq,
-                kind: e.kind,
-                data: e.data,
-                at: e.at,
+            .map(|mut e| {
+                redactor.redact_in_place(&mut e.data);
+                EventOut {
+                    seq: e.seq,
+                    kind: e.kind,
+                    data: e.data,
+                    at: e.at,
+                }
             })
             .collect(),
     ))
@@ -450,12 +474,17 @@ async fn replay(
 ) -> Result<Json<ReplayOut>, Error> {
     let mut s = Session::begin(&ctx, caller, client).await?;
     let project = run_views::project_of(s.conn(), id).await?;
-    s.require_on(project, Role::Viewer, "run").await?;
+    let (pid, _) = s.require_on(project, Role::Viewer, "run").await?;
     let check = meshhook_orchestrator::engine::replay_check(s.conn(), id).await?;
+    let redactor = super::redaction::redactor(&ctx, s.conn(), pid).await?;
     s.commit().await?;
+    let mut mismatches = check.mismatches;
+    mismatches
+        .iter_mut()
+        .for_each(|m| redactor.redact_string(m));
     Ok(Json(ReplayOut {
         deterministic: check.deterministic,
-        mismatches: check.mismatches,
+        mismatches,
     }))
 }
 
@@ -496,6 +525,7 @@ async fn dead_letters(
     let mut s = Session::begin(&ctx, caller, client).await?;
     s.require(pid, Role::Viewer, "project").await?;
     let rows = meshhook_orchestrator::engine::dead_letters(s.conn(), pid, limit).await?;
+    let redactor = super::redaction::redactor(&ctx, s.conn(), pid).await?;
     s.commit().await?;
     Ok(Json(
         rows.into_iter()
@@ -503,7 +533,10 @@ async fn dead_letters(
                 run_id: d.run_id,
                 workflow_id: d.workflow_id,
                 version: d.version,
-                reason: d.reason,
+                reason: d.reason.map(|mut r| {
+                    redactor.redact_string(&mut r);
+                    r
+                }),
                 last_step: d.last_step,
                 failed_at: d.failed_at,
                 created_at: d.created_at,

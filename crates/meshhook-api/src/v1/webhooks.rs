@@ -676,9 +676,11 @@ async fn list_deliveries(
         .map(super::cursor::decode::<DeliveryCursor>)
         .transpose()?;
     let mut s = Session::begin(&ctx, caller, client).await?;
-    load(&mut s, id, Role::Viewer).await?;
+    let w = load(&mut s, id, Role::Viewer).await?;
     let mut rows =
         webhooks::deliveries(s.conn(), id, before.map(|c| (c.at, c.id)), limit + 1).await?;
+    // A refusal's detail may quote the payload (schema errors do).
+    let redactor = super::redaction::redactor(&ctx, s.conn(), w.project_id).await?;
     s.commit().await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -702,7 +704,10 @@ async fn list_deliveries(
                 status: r.status_code,
                 run_id: r.run_id,
                 latency_ms: r.latency_ms,
-                detail: r.detail,
+                detail: r.detail.map(|mut d| {
+                    redactor.redact_string(&mut d);
+                    d
+                }),
                 dedupe_key: r.dedupe_key,
                 remote_addr: r.remote_addr,
             })
@@ -726,6 +731,8 @@ async fn test_webhook(
 ) -> Result<Json<TestOut>, Error> {
     let mut s = Session::begin(&ctx, caller, client).await?;
     let w = load(&mut s, id, Role::Editor).await?;
+    // The answer may carry run output (sync webhooks): shown redacted.
+    let redactor = super::redaction::redactor(&ctx, s.conn(), w.project_id).await?;
     s.commit().await?;
     let hook = hooks::lookup(&ctx, &w.token)
         .await?
@@ -782,6 +789,7 @@ async fn test_webhook(
     })?;
     let status = res.status().as_u16();
     let text = res.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let mut body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    redactor.redact_in_place(&mut body);
     Ok(Json(TestOut { status, body }))
 }

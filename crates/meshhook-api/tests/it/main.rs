@@ -10,6 +10,7 @@ mod input;
 mod isolation;
 mod live;
 mod openapi;
+mod redaction;
 mod runs;
 mod secrets;
 mod webhooks;

@@ -30,6 +30,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/projects/{pid}/api-keys"),
     ("GET", "/api/v1/projects/{pid}/api-keys"),
     ("DELETE", "/api/v1/projects/{pid}/api-keys/{id}"),
+    ("GET", "/api/v1/projects/{pid}/redaction"),
+    ("PUT", "/api/v1/projects/{pid}/redaction"),
     ("POST", "/api/v1/projects/{pid}/workflows"),
     ("GET", "/api/v1/projects/{pid}/workflows"),
     ("GET", "/api/v1/workflows/{id}"),

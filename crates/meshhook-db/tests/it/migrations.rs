@@ -315,3 +315,80 @@ async fn deletes_cascade_without_row_foreign_keys_and_gone_workflows_are_refused
         0
     );
 }
+
+/// Migration 0012: a project's redaction rules are read by every member
+/// and written only by admins and owners, under the same RLS policies as
+/// the project row; the column holds an object or NULL (the defaults).
+#[tokio::test]
+async fn redaction_rules_follow_the_project_rows_policies() {
+    use meshhook_db::{projects, session};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    let db = TestDb::new().await;
+    let (owner, editor, stranger) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for id in [owner, editor, stranger] {
+        sqlx::query("INSERT INTO meshhook.users (id, email) VALUES ($1, $2)")
+            .bind(id)
+            .bind(format!("{id}@example.com"))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    let claims = |id: Uuid| json!({"sub": id, "role": "authenticated"});
+    let mut tx = session::begin_as(&db.pool, &claims(owner)).await.unwrap();
+    let project = projects::create(&mut tx, "p").await.unwrap().id;
+    projects::add_member(&mut tx, project, editor, "editor")
+        .await
+        .unwrap();
+    assert_eq!(
+        projects::redaction(&mut tx, project).await.unwrap(),
+        Some(None),
+        "NULL: the defaults"
+    );
+    let rules = json!({"enabled": true, "keys": ["ssn"]});
+    assert!(
+        projects::set_redaction(&mut tx, project, Some(&rules))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    // An editor reads them but cannot change them; a stranger sees nothing.
+    let mut tx = session::begin_as(&db.pool, &claims(editor)).await.unwrap();
+    assert_eq!(
+        projects::redaction(&mut tx, project).await.unwrap(),
+        Some(Some(rules.clone()))
+    );
+    assert!(
+        !projects::set_redaction(&mut tx, project, None)
+            .await
+            .unwrap()
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = session::begin_as(&db.pool, &claims(stranger))
+        .await
+        .unwrap();
+    assert_eq!(projects::redaction(&mut tx, project).await.unwrap(), None);
+    assert!(
+        !projects::set_redaction(&mut tx, project, Some(&json!({})))
+            .await
+            .unwrap()
+    );
+    tx.rollback().await.unwrap();
+
+    // Only objects (or NULL) are stored.
+    let mut conn = db.pool.acquire().await.unwrap();
+    let err = projects::set_redaction(&mut conn, project, Some(&json!([1])))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("projects_redaction_is_object"),
+        "{err}"
+    );
+    assert!(
+        projects::set_redaction(&mut conn, project, None)
+            .await
+            .unwrap()
+    );
+}
