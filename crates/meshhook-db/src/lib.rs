@@ -19,6 +19,7 @@ pub mod partitions;
 pub mod pool;
 pub mod projects;
 pub mod queue;
+pub mod retention;
 pub mod run_views;
 pub mod runs;
 pub mod secrets;

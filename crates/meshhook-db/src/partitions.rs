@@ -56,12 +56,18 @@ pub struct Report {
     pub dropped: Vec<String>,
 }
 
-/// Ensures two months of partitions ahead and applies the retention
-/// settings (`meshhook.settings`) to every partitioned table.
+/// Ensures two months of partitions ahead for every partitioned table and
+/// drops the queue archive's partitions past `queue_archive_retention_days`
+/// (`meshhook.settings`). Event partitions are dropped by
+/// [`crate::retention::prune`], which knows the projects' retention and
+/// keeps partitions that unfinished runs still need.
 pub async fn maintain(pool: &sqlx::PgPool) -> Result<Report> {
     let mut report = Report::default();
     for (table, key) in PARTITIONED {
         report.created.extend(ensure(pool, table, 2).await?);
+        if *table == "meshhook.events" {
+            continue;
+        }
         let days: Option<f64> = sqlx::query_scalar(
             "SELECT (value #>> '{}')::float8 FROM meshhook.settings WHERE key = $1",
         )

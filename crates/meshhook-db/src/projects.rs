@@ -15,6 +15,9 @@ pub struct Project {
     pub id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// How long finished runs, their events and delivery-log rows are kept
+    /// (migration 0014; [`crate::retention`]).
+    pub retention_days: i32,
     /// The caller's role (`owner|admin|editor|viewer`).
     pub role: Option<String>,
 }
@@ -29,7 +32,7 @@ const ROLE: &str = "coalesce(
 /// refuses API keys with `insufficient_privilege`).
 pub async fn create(conn: &mut PgConnection, name: &str) -> Result<Project> {
     Ok(sqlx::query_as(
-        "SELECT p.id, p.name, p.created_at, 'owner'::text AS role FROM meshhook.create_project($1) p",
+        "SELECT p.id, p.name, p.created_at, p.retention_days, 'owner'::text AS role FROM meshhook.create_project($1) p",
     )
     .bind(name)
     .fetch_one(conn)
@@ -39,7 +42,7 @@ pub async fn create(conn: &mut PgConnection, name: &str) -> Result<Project> {
 /// The projects the caller can see, oldest first.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<Project>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT p.id, p.name, p.created_at, {ROLE} AS role FROM meshhook.projects p ORDER BY p.created_at, p.id"
+        "SELECT p.id, p.name, p.created_at, p.retention_days, {ROLE} AS role FROM meshhook.projects p ORDER BY p.created_at, p.id"
     )))
     .fetch_all(conn)
     .await?)
@@ -48,7 +51,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Project>> {
 /// One project, if the caller can see it.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Project>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT p.id, p.name, p.created_at, {ROLE} AS role FROM meshhook.projects p WHERE p.id = $1"
+        "SELECT p.id, p.name, p.created_at, p.retention_days, {ROLE} AS role FROM meshhook.projects p WHERE p.id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -66,6 +69,21 @@ pub async fn rename(conn: &mut PgConnection, id: Uuid, name: &str) -> Result<boo
             .rows_affected()
             == 1,
     )
+}
+
+/// Sets how many days the project keeps finished runs, events and
+/// delivery-log rows (1..=3650, checked by the table). `false` when no row
+/// was visible to update (RLS: admins and owners).
+pub async fn set_retention(conn: &mut PgConnection, id: Uuid, days: i32) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE meshhook.projects SET retention_days = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(days)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// Deletes a project and, by cascade, everything in it. `false` when no

@@ -43,7 +43,7 @@ pub struct Options {
     pub vt: Duration,
     /// Poll fallback when no NOTIFY arrives.
     pub poll: Duration,
-    /// How often partition maintenance runs.
+    /// How often database maintenance (partitions, retention) runs.
     pub maintenance_every: Duration,
 }
 
@@ -166,12 +166,26 @@ async fn maintenance_loop(pool: PgPool, every: Duration, shutdown: CancellationT
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => match meshhook_db::partitions::maintain(&pool).await {
-                Ok(r) if !r.created.is_empty() || !r.dropped.is_empty() => {
-                    tracing::info!(created = ?r.created, dropped = ?r.dropped, "partition maintenance");
-                }
+            _ = tick.tick() => {}
+        }
+        match meshhook_db::partitions::maintain(&pool).await {
+            Ok(r) if !r.created.is_empty() || !r.dropped.is_empty() => {
+                tracing::info!(created = ?r.created, dropped = ?r.dropped, "partition maintenance");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "partition maintenance failed; retrying later"),
+        }
+        let prune =
+            meshhook_db::retention::prune(&pool, meshhook_db::retention::Options::default());
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = prune => match r {
+                Ok(r) if !r.is_empty() => tracing::info!(
+                    runs = r.runs, events = r.events, deliveries = r.deliveries,
+                    dead_letters = r.dead_letters, partitions = ?r.partitions, "retention pruned"
+                ),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "partition maintenance failed; retrying later"),
+                Err(e) => tracing::warn!(error = %e, "retention pruning failed; retrying later"),
             },
         }
     }

@@ -97,6 +97,15 @@ pub struct Config {
     /// Serve the SPA from this built directory instead of the embedded copy.
     #[arg(long, env = "MESHHOOK_SPA_DIR", global = true)]
     pub spa_dir: Option<PathBuf>,
+    /// How often the orchestrator runs database maintenance: partitions
+    /// for the coming months, and per-project retention (pruning).
+    #[arg(
+        long,
+        env = "MESHHOOK_MAINTENANCE_INTERVAL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub maintenance_interval_secs: u64,
     /// Log format.
     #[arg(long, env = "MESHHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -153,6 +162,8 @@ impl Config {
     pub fn orchestrator(&self, pool: PgPool) -> meshhook_orchestrator::Context {
         let mut ctx = meshhook_orchestrator::Context::new(pool);
         ctx.options.vt = std::time::Duration::from_secs(self.queue_vt_secs.max(1));
+        ctx.options.maintenance_every =
+            std::time::Duration::from_secs(self.maintenance_interval_secs.max(1));
         ctx
     }
 

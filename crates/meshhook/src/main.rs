@@ -42,6 +42,9 @@ enum Command {
     Executor,
     /// Applies pending database migrations and exits.
     Migrate,
+    /// Applies every project's retention now (the orchestrator also does
+    /// it every MESHHOOK_MAINTENANCE_INTERVAL_SECS) and prints what went.
+    Prune,
     /// Checks that runs replay deterministically from their event logs.
     Replay(replay::Args),
     /// Secrets vault maintenance.
@@ -150,6 +153,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.applied,
                 report.already,
                 parts.created
+            );
+            Ok(())
+        }
+        Command::Prune => {
+            let url = cfg
+                .database_url
+                .clone()
+                .context("DATABASE_URL is not set: `meshhook prune` needs the database to prune")?;
+            let pool = meshhook_db::connect(&url, &cfg.pool_options("meshhook-prune"))
+                .await
+                .context("connecting to DATABASE_URL")?;
+            let r =
+                meshhook_db::retention::prune(&pool, meshhook_db::retention::Options::default())
+                    .await?;
+            anyhow::ensure!(
+                r.ran,
+                "another pruner is running (the orchestrator's maintenance); try again later"
+            );
+            println!(
+                "pruned: {} runs, {} events, {} delivery-log rows, {} dead letters; partitions dropped: {:?}",
+                r.runs, r.events, r.deliveries, r.dead_letters, r.partitions
             );
             Ok(())
         }

@@ -40,10 +40,23 @@ pub struct ProjectIn {
     pub name: String,
 }
 
+/// A change to a project: any of its fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatch {
+    /// 1 to 200 characters.
+    pub name: Option<String>,
+    /// Days finished runs (with their events) and webhook delivery-log
+    /// rows are kept: 1 to 3650 (default 30).
+    pub retention_days: Option<i64>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectOut {
     pub id: Uuid,
     pub name: String,
+    /// Days finished runs and delivery-log rows are kept.
+    pub retention_days: i32,
     /// The caller's role in the project.
     pub role: Option<Role>,
     pub created_at: DateTime<Utc>,
@@ -54,6 +67,7 @@ impl From<projects::Project> for ProjectOut {
         ProjectOut {
             id: p.id,
             name: p.name,
+            retention_days: p.retention_days,
             role: p.role.as_deref().and_then(Role::parse),
             created_at: p.created_at,
         }
@@ -124,31 +138,71 @@ async fn get_project(
     Ok(Json(p.into()))
 }
 
-/// Renames a project (admins).
+/// Renames a project and/or sets its retention (admins).
 #[utoipa::path(patch, path = "/api/v1/projects/{pid}", tag = "projects",
     params(("pid" = Uuid, Path, description = "project id")),
-    request_body = ProjectIn,
-    responses((status = 200, body = ProjectOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    request_body = ProjectPatch,
+    responses((status = 200, body = ProjectOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_project(
     State(ctx): State<Context>,
     caller: Caller,
     client: ClientInfo,
     Path(pid): Path<Uuid>,
-    Json(input): Json<ProjectIn>,
+    Json(input): Json<ProjectPatch>,
 ) -> Result<Json<ProjectOut>, Error> {
-    let name = super::check_name("/name", &input.name)?;
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| super::check_name("/name", n))
+        .transpose()?;
+    let days = match input.retention_days {
+        None => None,
+        Some(d) => Some(
+            i32::try_from(d)
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "/retention_days",
+                        "retention_days must be a whole number of days from 1 to 3650",
+                    )
+                })?,
+        ),
+    };
+    if name.is_none() && days.is_none() {
+        return Err(Error::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "nothing to change: give name and/or retention_days",
+        ));
+    }
     let mut s = Session::begin(&ctx, caller, client).await?;
     s.require(pid, Role::Admin, "project").await?;
-    if !projects::rename(s.conn(), pid, &name).await? {
-        return Err(Error::not_found("project"));
+    if let Some(name) = &name {
+        if !projects::rename(s.conn(), pid, name).await? {
+            return Err(Error::not_found("project"));
+        }
+        s.audit(
+            Some(pid),
+            "project.rename",
+            Some(("project", pid.to_string())),
+            json!({ "name": name }),
+        )
+        .await?;
     }
-    s.audit(
-        Some(pid),
-        "project.rename",
-        Some(("project", pid.to_string())),
-        json!({ "name": name }),
-    )
-    .await?;
+    if let Some(days) = days {
+        if !projects::set_retention(s.conn(), pid, days).await? {
+            return Err(Error::not_found("project"));
+        }
+        s.audit(
+            Some(pid),
+            "project.retention",
+            Some(("project", pid.to_string())),
+            json!({ "retention_days": days }),
+        )
+        .await?;
+    }
     let p = projects::get(s.conn(), pid)
         .await?
         .ok_or_else(|| Error::not_found("project"))?;

@@ -11,6 +11,7 @@ mod isolation;
 mod live;
 mod openapi;
 mod redaction;
+mod retention;
 mod runs;
 mod secrets;
 mod webhooks;

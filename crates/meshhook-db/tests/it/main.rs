@@ -7,3 +7,4 @@ mod ingest;
 mod migrations;
 mod partitions;
 mod queue;
+mod retention;
