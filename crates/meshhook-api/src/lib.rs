@@ -191,10 +191,15 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "api listening");
     let _ = ctx.settings.hooks.local_addr.set(addr);
+    let live = ctx.settings.live.clone();
     axum::serve(
         listener,
         app(ctx).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .with_graceful_shutdown(async move {
+        shutdown.cancelled().await;
+        // Open websockets would hold the graceful shutdown forever.
+        live.close_all();
+    })
     .await
 }

@@ -16,6 +16,9 @@
 //!   redaction rules ([`super::redaction`]) before it is sent.
 //! - **Backpressure**: a frame the client does not take within 5 s closes
 //!   the socket (code 1008, "too slow"); nothing is buffered for it.
+//! - **Shutdown**: when the server starts its graceful shutdown (SIGTERM),
+//!   every socket is closed with 1001 (going away), so clients reconnect to
+//!   another instance and resume with `?after`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,6 +33,7 @@ use meshhook_db::run_views;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, broadcast};
+use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -50,19 +54,28 @@ const RESYNC_EVERY: Duration = Duration::from_secs(15);
 /// Rows read per fetch.
 const PAGE: i64 = 500;
 
-/// The process's event listener, started by the first live socket.
+/// The process's event listener, started by the first live socket, and
+/// the signal that closes every socket when the server shuts down.
 #[derive(Clone, Default)]
-pub struct Hub(std::sync::Arc<OnceCell<Feed>>);
+pub struct Hub(std::sync::Arc<OnceCell<Feed>>, CancellationToken);
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
             .field("started", &self.0.initialized())
+            .field("closing", &self.1.is_cancelled())
             .finish()
     }
 }
 
 impl Hub {
+    /// Closes every live socket with 1001 (going away): called when the
+    /// server starts its graceful shutdown, so that clients reconnect
+    /// elsewhere (resuming with `?after`) instead of holding it open.
+    pub fn close_all(&self) {
+        self.1.cancel();
+    }
+
     async fn feed(&self, ctx: &Context) -> Result<Feed, Error> {
         let feed = self
             .0
@@ -72,6 +85,9 @@ impl Hub {
         Ok(feed.clone())
     }
 }
+
+/// The close reason sent when the server shuts down.
+const GOING_AWAY: &str = "server shutting down; reconnect with ?after to resume";
 
 pub fn router() -> OpenApiRouter<Context> {
     OpenApiRouter::new()
@@ -326,6 +342,10 @@ async fn stream_run(
                 false
             }
             _ = resync.tick() => true,
+            () = ctx.settings.live.1.cancelled() => {
+                close(&mut socket, 1001, GOING_AWAY.into()).await;
+                return;
+            }
         };
         if fetch && !send_new(ctx, &mut socket, project_id, run_id, &mut after).await {
             return;
@@ -356,6 +376,10 @@ async fn stream_project(ctx: &Context, mut socket: WebSocket, feed: &Feed, proje
                     return;
                 }
                 Vec::new()
+            }
+            () = ctx.settings.live.1.cancelled() => {
+                close(&mut socket, 1001, GOING_AWAY.into()).await;
+                return;
             }
         };
         for (run_id, mut after) in work {

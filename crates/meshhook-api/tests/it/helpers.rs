@@ -88,6 +88,11 @@ impl App {
         }
     }
 
+    /// Starts the server's graceful shutdown (as SIGTERM does).
+    pub fn shut_down(&self) {
+        self.shutdown.cancel();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -175,3 +175,52 @@ async fn live_feeds_keep_the_tenant_rules() {
         }
     }
 }
+
+#[tokio::test]
+async fn shutdown_closes_open_sockets_with_going_away() {
+    let app = App::spawn().await;
+    let u = app.user("late").await;
+    let pid = app.project(&u, "P").await;
+    let mut project = connect(&ws_url(
+        &app,
+        &format!("/api/v1/projects/{pid}/live?access_token={}", u.token),
+    ))
+    .await;
+    let wid = app.workflow(&u, pid, simple_definition()).await;
+    // A run nobody advances: its feed stays open, waiting.
+    let run = app
+        .test_run(&u, wid, json!({"items": [], "user": null}))
+        .await;
+    let mut one = connect(&ws_url(
+        &app,
+        &format!("/api/v1/runs/{run}/live?access_token={}", u.token),
+    ))
+    .await;
+    let first = tokio::time::timeout(Duration::from_secs(5), one.next())
+        .await
+        .expect("the backlog arrives")
+        .unwrap()
+        .unwrap();
+    assert!(
+        first.to_text().unwrap().contains("run_created"),
+        "{first:?}"
+    );
+
+    app.shut_down();
+    for (name, s) in [("run feed", &mut one), ("project feed", &mut project)] {
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match s.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame,
+                    Some(Ok(_)) => continue,
+                    other => panic!("{name}: socket ended without a close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{name}: not closed within 5 s of the shutdown"));
+        let frame = closed.expect("a close frame with a code");
+        assert_eq!(u16::from(frame.code), 1001, "{name}: {frame:?}");
+        assert!(frame.reason.contains("shutting down"), "{name}: {frame:?}");
+    }
+}
