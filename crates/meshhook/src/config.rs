@@ -106,6 +106,17 @@ pub struct Config {
         global = true
     )]
     pub maintenance_interval_secs: u64,
+    /// On SIGTERM, how long the executor lets in-flight HTTP calls finish
+    /// (and record their results) before it abandons them; abandoned jobs
+    /// reappear after their visibility timeout, so nothing is lost either
+    /// way.
+    #[arg(
+        long,
+        env = "MESHHOOK_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_grace_secs: u64,
     /// Log format.
     #[arg(long, env = "MESHHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -175,6 +186,7 @@ impl Config {
         let options = meshhook_executor::Options {
             claim_vt: vt,
             record_slack: vt.min(std::time::Duration::from_secs(15)),
+            drain_timeout: std::time::Duration::from_secs(self.shutdown_grace_secs),
             ..meshhook_executor::Options::default()
         };
         meshhook_executor::Context::new(
