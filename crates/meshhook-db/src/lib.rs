@@ -7,6 +7,7 @@
 //! compose several of them in one transaction. This crate knows nothing of
 //! HTTP; it must not depend on axum or reqwest.
 
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod breakers;

@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_ingest_fast_path"),
     migration!(12, "0012_redaction"),
     migration!(14, "0014_retention"),
+    migration!(15, "0015_alerts"),
 ];
 
 /// Advisory-lock key shared by every MeshHook migrator ("meshmigr").

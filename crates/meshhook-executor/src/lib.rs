@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub mod alerts;
 pub mod egress;
 mod job;
 mod record;
@@ -64,6 +65,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Sent as `User-Agent`.
     pub user_agent: String,
+    /// How often alert rules are evaluated and due alerts sent.
+    pub alerts_every: Duration,
     /// How long a claimed job stays invisible to other workers (the
     /// visibility timeout of `read`); a job whose request timeout plus
     /// `record_slack` is longer extends its own claim before sending.
@@ -86,6 +89,7 @@ impl Default for Options {
             poll: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(30),
             user_agent: concat!("MeshHook/", env!("CARGO_PKG_VERSION")).to_owned(),
+            alerts_every: alerts::EVERY,
             claim_vt: Duration::from_secs(45),
             record_slack: Duration::from_secs(15),
             continue_runs: true,
@@ -153,6 +157,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             None
         }
     };
+    let alerting = tokio::spawn(alerts::run(
+        ctx.clone(),
+        ctx.options.alerts_every,
+        shutdown.clone(),
+    ));
     let concurrency = ctx.options.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -224,6 +233,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             tasks.abort_all();
         }
     }
+    let _ = alerting.await;
     tracing::info!("executor stopped");
 }
 

@@ -1,6 +1,7 @@
 //! `/api/v1`: one module per resource, each owning its `router()`, its
 //! `XIn`/`XOut` DTOs and its handlers. Request DTOs deny unknown fields.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod live;
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<Context> {
         .merge(live::router())
         .merge(secrets::router())
         .merge(webhooks::router())
+        .merge(alerts::router())
         .merge(audit::router())
         .merge(meta::router())
 }

@@ -152,7 +152,7 @@ impl From<secrets::Meta> for SecretOut {
     }
 }
 
-fn keyring(ctx: &Context) -> Result<Arc<Keyring>, Error> {
+pub(crate) fn keyring(ctx: &Context) -> Result<Arc<Keyring>, Error> {
     ctx.settings
         .keyring
         .clone()

@@ -265,6 +265,7 @@ impl App {
         let egress = meshhook_executor::egress::Egress::parse("127.0.0.0/8").unwrap();
         let options = meshhook_executor::Options {
             poll: Duration::from_millis(100),
+            alerts_every: Duration::from_millis(200),
             ..meshhook_executor::Options::default()
         };
         let ctx = meshhook_executor::Context::new(

@@ -44,7 +44,7 @@ fn signers() {
 }
 
 /// Runs a signer script with `payload` on stdin; returns its JSON.
-fn sign_with(program: &str, script: &str, args: &[&str], payload: &[u8]) -> Value {
+pub(crate) fn sign_with(program: &str, script: &str, args: &[&str], payload: &[u8]) -> Value {
     signers();
     let program = match program {
         "python" => cache()
