@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod live;
 pub mod meta;
+pub mod metrics;
 pub mod projects;
 pub mod redaction;
 pub mod runs;
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<Context> {
         .merge(secrets::router())
         .merge(webhooks::router())
         .merge(audit::router())
+        .merge(metrics::router())
         .merge(meta::router())
 }
 
