@@ -44,7 +44,7 @@ WITH steps AS (
            s.data ->> 'node_id' AS node_id,
            f.type = 'step_failed' AS failed,
            f.at AS finished_at,
-           extract(epoch FROM f.at - s.at) * 1000.0 AS ms
+           (extract(epoch FROM f.at - s.at) * 1000.0)::float8 AS ms
     FROM meshhook.events s
     JOIN LATERAL (
         SELECT e.type, e.at

@@ -309,10 +309,20 @@ async fn worker_roles_serve_health_readiness_and_metrics_that_move_and_refresh_t
         .await
         .unwrap();
     let v = engine::latest_version(&mut tx, wf).await.unwrap().unwrap();
-    let trig = engine::trigger(serde_json::json!({"a": 1}), serde_json::json!({}), serde_json::json!({}));
-    let run = engine::start_run(&mut tx, &v, trig, engine::Origin::default(), chrono::Utc::now())
-        .await
-        .unwrap();
+    let trig = engine::trigger(
+        serde_json::json!({"a": 1}),
+        serde_json::json!({}),
+        serde_json::json!({}),
+    );
+    let run = engine::start_run(
+        &mut tx,
+        &v,
+        trig,
+        engine::Origin::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let started = std::time::Instant::now();
     loop {
@@ -335,10 +345,28 @@ async fn worker_roles_serve_health_readiness_and_metrics_that_move_and_refresh_t
 
     let o = scrape(&orch.base_url).await;
     let e = scrape(&exec.base_url).await;
-    assert!(sample(&o, "meshhook_step_duration_seconds_count{node_type=\"transform\"}") >= 1.0, "{o}");
-    assert!(sample(&e, "meshhook_http_calls_total{outcome=\"2xx\"}") >= 1.0, "{e}");
-    assert!(sample(&e, "meshhook_http_call_duration_seconds_count") >= 1.0, "{e}");
-    assert!(sample(&e, "meshhook_step_duration_seconds_count{node_type=\"http_call\"}") >= 1.0, "{e}");
+    assert!(
+        sample(
+            &o,
+            "meshhook_step_duration_seconds_count{node_type=\"transform\"}"
+        ) >= 1.0,
+        "{o}"
+    );
+    assert!(
+        sample(&e, "meshhook_http_calls_total{outcome=\"2xx\"}") >= 1.0,
+        "{e}"
+    );
+    assert!(
+        sample(&e, "meshhook_http_call_duration_seconds_count") >= 1.0,
+        "{e}"
+    );
+    assert!(
+        sample(
+            &e,
+            "meshhook_step_duration_seconds_count{node_type=\"http_call\"}"
+        ) >= 1.0,
+        "{e}"
+    );
     let finished = sample(&o, "meshhook_runs_finished_total{status=\"succeeded\"}")
         + sample(&e, "meshhook_runs_finished_total{status=\"succeeded\"}");
     assert!(finished >= 1.0, "{o}\n{e}");
@@ -366,6 +394,10 @@ async fn worker_roles_serve_health_readiness_and_metrics_that_move_and_refresh_t
 
     for (role, mut p) in [("orchestrator", orch), ("executor", exec)] {
         let status = p.terminate(Duration::from_secs(15)).await.unwrap();
-        assert!(status.success(), "{role} exits 0 on SIGTERM: {}", p.output());
+        assert!(
+            status.success(),
+            "{role} exits 0 on SIGTERM: {}",
+            p.output()
+        );
     }
 }

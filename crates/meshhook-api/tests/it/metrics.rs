@@ -164,11 +164,17 @@ async fn project_metrics_from_the_views_and_tenancy() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let body = &r.body;
     assert_eq!(body["window"], "1h");
+    // One hour bucket, unless the runs straddled the turn of an hour.
     let buckets = body["success_rate"].as_array().unwrap();
-    assert_eq!(buckets.len(), 1, "{body}");
-    assert_eq!(buckets[0]["succeeded"], 3);
-    assert_eq!(buckets[0]["failed"], 1);
-    assert_eq!(buckets[0]["success_rate"], 0.75);
+    assert!((1..=2).contains(&buckets.len()), "{body}");
+    let sum = |k: &str| buckets.iter().map(|b| b[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(
+        (sum("succeeded"), sum("failed"), sum("cancelled")),
+        (3, 1, 0)
+    );
+    if buckets.len() == 1 {
+        assert_eq!(buckets[0]["success_rate"], 0.75);
+    }
     let wf = |id: Uuid| {
         body["workflows"]
             .as_array()
@@ -180,7 +186,7 @@ async fn project_metrics_from_the_views_and_tenancy() {
     };
     assert_eq!(wf(good)["success_rate"], 1.0);
     assert_eq!(wf(bad)["success_rate"], 0.0);
-    assert_eq!(wf(bad)["buckets"].as_array().unwrap().len(), 1);
+    assert_eq!(wf(bad)["failed"], 1);
 
     let latency = body["latency"].as_array().unwrap();
     let node = |w: Uuid, n: &str| {
