@@ -1,5 +1,6 @@
-//! `/healthz` (the process is up) and `/readyz` (the database is reachable
-//! and fully migrated). Load balancers send traffic only when ready.
+//! `/healthz` (the process is up), `/readyz` (the database is reachable
+//! and fully migrated) and `/metrics` (Prometheus text,
+//! docs/observability.md). Load balancers send traffic only when ready.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,6 +15,29 @@ pub fn router() -> OpenApiRouter<Context> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// Prometheus text exposition of this process's metrics and the
+/// database gauges (docs/observability.md).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
+async fn metrics(State(ctx): State<Context>) -> axum::response::Response {
+    exposition(&ctx.pool).await
+}
+
+/// The `/metrics` answer, shared by every role.
+pub async fn exposition(pool: &meshhook_db::PgPool) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = meshhook_metrics::render(pool).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            meshhook_metrics::CONTENT_TYPE,
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The process is up.

@@ -127,6 +127,7 @@ pub fn app(ctx: Context) -> Router {
         .with_state(ctx)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(on_panic))
+        .layer(axum::middleware::from_fn(count_request))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -142,6 +143,20 @@ pub fn app(ctx: Context) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+/// Counts each answered request and its latency (atomics only).
+async fn count_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let m = &meshhook_metrics::METRICS;
+    m.api_requests
+        .inc(meshhook_metrics::status_class(res.status().as_u16()));
+    m.api_request_duration.observe(started.elapsed());
+    res
 }
 
 async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {

@@ -14,6 +14,7 @@ pub mod breakers;
 pub mod embedded;
 pub mod ingest;
 pub mod live;
+pub mod metrics;
 pub mod migrate;
 pub mod notify;
 pub mod partitions;

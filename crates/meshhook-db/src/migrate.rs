@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_run_finished_notify"),
     migration!(11, "0011_ingest_fast_path"),
     migration!(12, "0012_redaction"),
+    migration!(13, "0013_metrics_views"),
     migration!(14, "0014_retention"),
     migration!(15, "0015_alerts"),
 ];

@@ -276,12 +276,21 @@ pub(crate) async fn perform(ctx: &Context, job: &Job) -> Result<Outcome> {
     if let Some(body) = &request.body {
         req = req.json(body);
     }
-    let response = match req.send().await {
+    let sent = req.send().await;
+    let metrics = &meshhook_metrics::METRICS;
+    metrics.http_call_duration.observe(started.elapsed());
+    let response = match sent {
         Ok(r) => r,
-        Err(e) => return Ok(transport_failure(job, e, timeout, &host, &secrets)),
+        Err(e) => {
+            metrics
+                .http_calls
+                .inc(if e.is_timeout() { "timeout" } else { "error" });
+            return Ok(transport_failure(job, e, timeout, &host, &secrets));
+        }
     };
     let status = response.status();
     let code = status.as_u16();
+    metrics.http_calls.inc(meshhook_metrics::status_class(code));
     let health = if matches!(code, 408 | 429 | 500..=599) {
         Health::Down
     } else {

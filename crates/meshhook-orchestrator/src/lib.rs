@@ -45,6 +45,9 @@ pub struct Options {
     pub poll: Duration,
     /// How often database maintenance (partitions, retention) runs.
     pub maintenance_every: Duration,
+    /// How often the metrics views are refreshed
+    /// (`MESHHOOK_METRICS_REFRESH_SECS`).
+    pub metrics_refresh_every: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +58,7 @@ impl Default for Options {
             vt: Duration::from_secs(30),
             poll: Duration::from_secs(1),
             maintenance_every: Duration::from_secs(3600),
+            metrics_refresh_every: Duration::from_secs(60),
         }
     }
 }
@@ -105,6 +109,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
     let maintenance = tokio::spawn(maintenance_loop(
         ctx.pool.clone(),
         ctx.options.maintenance_every,
+        shutdown.clone(),
+    ));
+    let views = tokio::spawn(views_loop(
+        ctx.pool.clone(),
+        ctx.options.metrics_refresh_every,
         shutdown.clone(),
     ));
     let permits = Arc::new(Semaphore::new(ctx.options.concurrency));
@@ -158,6 +167,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
     }
     while tasks.join_next().await.is_some() {}
     let _ = maintenance.await;
+    let _ = views.await;
     tracing::info!("orchestrator stopped");
 }
 
@@ -187,6 +197,26 @@ async fn maintenance_loop(pool: PgPool, every: Duration, shutdown: CancellationT
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "retention pruning failed; retrying later"),
             },
+        }
+    }
+}
+
+/// Refreshes the metrics views (migration 0013) every `every`; with
+/// several orchestrators, one refreshes and the others skip that tick.
+async fn views_loop(pool: PgPool, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let started = std::time::Instant::now();
+                match meshhook_db::metrics::refresh_views(&pool).await {
+                    Ok(true) => tracing::debug!(took_ms = started.elapsed().as_millis() as u64, "metrics views refreshed"),
+                    Ok(false) => tracing::debug!("metrics views: another process is refreshing"),
+                    Err(e) => tracing::warn!(error = %e, "refreshing metrics views failed; retrying later"),
+                }
+            }
         }
     }
 }
@@ -265,6 +295,7 @@ async fn unrunnable(
 ) -> Result<Pass, Error> {
     if !terminal {
         runs::fail_unrunnable(tx, run, message.as_ref(), now).await?;
+        meshhook_metrics::METRICS.runs_finished.inc("failed");
     }
     Ok(Pass {
         appended: usize::from(!terminal),
@@ -355,15 +386,48 @@ pub async fn advance_many(
                 status: Some(state.status.as_str().to_owned()),
             },
         );
-        decided.push((run, decision.events, state));
+        decided.push((run, def, decision.events, state));
     }
     let appends: Vec<runs::Append<'_>> = decided
         .iter()
-        .map(|(run, events, state)| runs::Append { run, events, state })
+        .map(|(run, _, events, state)| runs::Append { run, events, state })
         .collect();
     runs::append_many_with_summary(tx, &appends, now).await?;
+    for (run, def, events, state) in &decided {
+        observe(run, def, events, state, now);
+    }
     queue::send_mixed(&mut *tx, &outgoing).await?;
     Ok(passes)
+}
+
+/// Feeds the process's metrics from one run's pass: the latency of each
+/// step it ended (by node type) and the run's end. Observed once the pass
+/// is written (a rare failed commit after that may count a step twice).
+fn observe(
+    run: &runs::RunRow,
+    def: &meshhook_core::definition::Definition,
+    events: &[meshhook_core::event::Event],
+    state: &RunState,
+    now: chrono::DateTime<Utc>,
+) {
+    use meshhook_core::event::Event;
+    let metrics = &meshhook_metrics::METRICS;
+    for event in events {
+        let (Event::StepSucceeded { node_id, .. } | Event::StepFailed { node_id, .. }) = event
+        else {
+            continue;
+        };
+        let node_type = def.node(node_id).map_or("other", |n| n.kind.type_name());
+        let started = state.step(node_id).and_then(|s| s.started_at);
+        if let Some(started) = started {
+            let took = (now - started).to_std().unwrap_or_default();
+            metrics.step_duration.of(node_type).observe(took);
+        }
+    }
+    let was_terminal = matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled");
+    if !was_terminal && state.status.is_terminal() {
+        metrics.runs_finished.inc(state.status.as_str());
+    }
 }
 
 /// The queue message a command becomes.

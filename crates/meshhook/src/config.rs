@@ -77,6 +77,15 @@ pub struct Config {
         global = true
     )]
     pub queue_vt_secs: u64,
+    /// How often the orchestrator refreshes the metrics views behind
+    /// `GET /api/v1/projects/{pid}/metrics`.
+    #[arg(
+        long,
+        env = "MESHHOOK_METRICS_REFRESH_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub metrics_refresh_secs: u64,
     /// Database connections per process.
     #[arg(
         long,
@@ -175,6 +184,8 @@ impl Config {
         ctx.options.vt = std::time::Duration::from_secs(self.queue_vt_secs.max(1));
         ctx.options.maintenance_every =
             std::time::Duration::from_secs(self.maintenance_interval_secs.max(1));
+        ctx.options.metrics_refresh_every =
+            std::time::Duration::from_secs(self.metrics_refresh_secs.max(1));
         ctx
     }
 

@@ -1,5 +1,6 @@
 //! The small HTTP server every worker role runs on PORT: `/healthz`,
-//! `/readyz` (database reachable and migrated) for orchestrators' probes.
+//! `/readyz` (database reachable and migrated) for orchestrators' probes,
+//! and `/metrics` (Prometheus text) for scrapers.
 
 use std::future::Future;
 
@@ -17,11 +18,16 @@ async fn readyz(State(pool): State<PgPool>) -> Result<Json<Value>, meshhook_api:
     meshhook_api::health::readiness(&pool).await.map(Json)
 }
 
+async fn metrics(State(pool): State<PgPool>) -> axum::response::Response {
+    meshhook_api::health::exposition(&pool).await
+}
+
 /// The ops router for a worker role.
 pub fn router(pool: PgPool) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(pool)
 }
 

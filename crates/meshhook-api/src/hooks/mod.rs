@@ -28,6 +28,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use meshhook_db::webhooks::{NewDelivery, Webhook};
+use meshhook_metrics::METRICS;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -261,8 +262,14 @@ pub async fn ingress(
     let received_at = Utc::now();
     let hook = match lookup(&ctx, &token).await {
         Ok(Some(h)) => h,
-        Ok(None) => return Error::not_found("webhook").into_response(),
-        Err(e) => return e.into_response(),
+        Ok(None) => {
+            METRICS.webhook_deliveries.inc("unknown_webhook");
+            return Error::not_found("webhook").into_response();
+        }
+        Err(e) => {
+            METRICS.webhook_deliveries.inc("unavailable");
+            return e.into_response();
+        }
     };
     let remote = client.ip;
     let log = Logger {
@@ -275,6 +282,7 @@ pub async fn ingress(
     match accept(&ctx, &hook, &headers, query.as_deref(), body, &log).await {
         Ok(res) => res,
         Err((verdict, err, key)) => {
+            METRICS.webhook_deliveries.inc(verdict);
             log.write(verdict, err.status, None, key, Some(err.detail.clone()))
                 .await;
             let limit = err.status == StatusCode::TOO_MANY_REQUESTS;
@@ -460,6 +468,7 @@ async fn accept(
         .await
         .map_err(|e| (e.verdict(), e.into_error(), key.clone()))?;
     if started.duplicate {
+        METRICS.webhook_deliveries.inc("duplicate");
         if sync.is_some() {
             log.write("duplicate", StatusCode::OK, Some(started.run_id), key, None)
                 .await;
@@ -471,6 +480,7 @@ async fn accept(
             .into_response());
     }
     let Some(timeout) = sync else {
+        METRICS.webhook_deliveries.inc("accepted");
         return Ok((
             StatusCode::ACCEPTED,
             axum::Json(json!({ "run_id": started.run_id })),
@@ -492,6 +502,7 @@ async fn accept(
     } else {
         "completed"
     };
+    METRICS.webhook_deliveries.inc(verdict);
     log.write(verdict, status, Some(started.run_id), key, None)
         .await;
     Ok((status, axum::Json(body)).into_response())

@@ -64,22 +64,16 @@ pub struct AlertPatch {
     pub name: Option<String>,
     pub kind: Option<String>,
     pub url: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<Uuid>)]
     pub workflow_id: Option<Option<Uuid>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<f64>)]
     pub threshold: Option<Option<f64>>,
     pub window_secs: Option<i32>,
     pub min_runs: Option<i32>,
     pub cooldown_secs: Option<i32>,
     pub enabled: Option<bool>,
-}
-
-fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod live;
 pub mod meta;
+pub mod metrics;
 pub mod projects;
 pub mod redaction;
 pub mod runs;
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<Context> {
         .merge(webhooks::router())
         .merge(alerts::router())
         .merge(audit::router())
+        .merge(metrics::router())
         .merge(meta::router())
 }
 
@@ -81,4 +83,13 @@ pub(crate) mod cursor {
 /// Clamps a page size: default `default`, at most `max`, at least 1.
 pub(crate) fn page_limit(limit: Option<i64>, default: i64, max: i64) -> i64 {
     limit.unwrap_or(default).clamp(1, max)
+}
+
+/// For PATCH fields where `null` means something (clear, or a type error):
+/// absent is `None`, `null` is `Some(None)`, a value is `Some(Some(v))`.
+/// Use with `#[serde(default, deserialize_with = "super::double_option")]`.
+pub(crate) fn double_option<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }

@@ -45,10 +45,14 @@ pub struct ProjectIn {
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
     /// 1 to 200 characters.
-    pub name: Option<String>,
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
     /// Days finished runs (with their events) and webhook delivery-log
     /// rows are kept: 1 to 3650 (default 30).
-    pub retention_days: Option<i64>,
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub retention_days: Option<Option<i64>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -151,14 +155,20 @@ async fn update_project(
     Path(pid): Path<Uuid>,
     Json(input): Json<ProjectPatch>,
 ) -> Result<Json<ProjectOut>, Error> {
-    let name = input
-        .name
-        .as_deref()
-        .map(|n| super::check_name("/name", n))
-        .transpose()?;
+    let name = match input.name {
+        None => None,
+        Some(None) => return Err(Error::invalid("/name", "must be a string")),
+        Some(Some(n)) => Some(super::check_name("/name", &n)?),
+    };
     let days = match input.retention_days {
         None => None,
-        Some(d) => Some(
+        Some(None) => {
+            return Err(Error::invalid(
+                "/retention_days",
+                "must be a whole number of days from 1 to 3650",
+            ));
+        }
+        Some(Some(d)) => Some(
             i32::try_from(d)
                 .ok()
                 .filter(|d| (1..=3650).contains(d))

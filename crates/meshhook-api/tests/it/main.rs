@@ -10,6 +10,7 @@ mod helpers;
 mod input;
 mod isolation;
 mod live;
+mod metrics;
 mod openapi;
 mod redaction;
 mod retention;

@@ -11,6 +11,7 @@ use crate::helpers::App;
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/docs"),
     ("POST", "/api/v1/auth/signup"),
@@ -67,6 +68,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/secrets/{id}"),
     ("DELETE", "/api/v1/secrets/{id}"),
     ("GET", "/api/v1/projects/{pid}/audit-log"),
+    ("GET", "/api/v1/projects/{pid}/metrics"),
     ("POST", "/api/v1/workflows/{id}/webhooks"),
     ("GET", "/api/v1/workflows/{id}/webhooks"),
     ("GET", "/api/v1/webhooks/{id}"),
