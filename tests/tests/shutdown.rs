@@ -1,5 +1,5 @@
 //! Graceful shutdown: SIGTERM the executor and the orchestrator while HTTP
-//! calls are in flight. The executor lets its in-flight calls finish and
+//! calls are in flight (each run makes two calls in a row). The executor lets its in-flight calls finish and
 //! records them before it exits 0; after a restart every run completes,
 //! each remote call made exactly once — nothing lost, nothing repeated.
 
@@ -81,9 +81,11 @@ async fn sigterm_mid_run_finishes_in_flight_calls_and_loses_nothing() {
         "nodes": [
             {"id": "call", "type": "http_call", "config": {"method": "POST", "url": url, "body": {"n": "{{ trigger.body.n }}"},
                 "timeout_ms": 10000, "retry": {"max_attempts": 3, "base_ms": 100, "max_ms": 1000}}},
-            {"id": "done", "type": "terminate", "config": {"status": "succeeded", "output": "{n: trigger.body.n, remote: steps.call.body.done}"}}
+            {"id": "again", "type": "http_call", "config": {"method": "POST", "url": url, "body": {"n": "{{ trigger.body.n }}"},
+                "timeout_ms": 10000, "retry": {"max_attempts": 3, "base_ms": 100, "max_ms": 1000}}},
+            {"id": "done", "type": "terminate", "config": {"status": "succeeded", "output": "{n: trigger.body.n, remote: steps.again.body.done}"}}
         ],
-        "edges": [{"from": "call", "to": "done"}]
+        "edges": [{"from": "call", "to": "again"}, {"from": "again", "to": "done"}]
     });
     let mut tx = db.pool.begin().await.unwrap();
     let project = meshhook_db::workflows::create_project(&mut tx, "shutdown")
@@ -157,6 +159,7 @@ async fn sigterm_mid_run_finishes_in_flight_calls_and_loses_nothing() {
         "orchestrator exits 0: {}",
         orchestrator.output()
     );
+    // The second calls need an executor: the runs wait mid-way.
     assert!(open_runs(&db).await > 0, "the shutdown came mid-run");
 
     // Restart: everything completes.
@@ -184,7 +187,7 @@ async fn sigterm_mid_run_finishes_in_flight_calls_and_loses_nothing() {
         "every run succeeded with its output"
     );
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), RUNS, "one key per run");
+    assert_eq!(seen.len(), 2 * RUNS, "one key per run and step");
     for (key, (started, finished)) in &seen {
         assert_eq!(
             (*started, *finished),
