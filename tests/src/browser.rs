@@ -208,10 +208,21 @@ impl Browser {
     }
 
     /// Waits for the field `css`, empties it and types `text` (so `input`
-    /// events fire as for a user).
+    /// events fire as for a user; emptying fires one too, which WebDriver's
+    /// clear alone does not).
     pub async fn fill(&self, css: &str, text: &str, timeout: Duration) -> Result<()> {
         let field = self.wait_for(css, timeout).await?;
         field.clear().await?;
+        self.driver
+            .execute(
+                "arguments[0].dispatchEvent(new Event('input', { bubbles: true }));",
+                vec![field.to_json()?],
+            )
+            .await
+            .with_context(|| format!("emptying `{css}`"))?;
+        if text.is_empty() {
+            return Ok(());
+        }
         field
             .send_keys(text)
             .await

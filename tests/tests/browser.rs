@@ -249,6 +249,22 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
     let masked = browser.find(By::Css(tid("secret-masked"))).await?.text().await?;
     ensure!(!masked.contains(value), "masked shows the value: {masked}");
     assert_not_in_page(browser, value).await?;
+    // A refusal shows the API's explanation.
+    browser
+        .fill(&tid("secret-name-input"), "API_TOKEN", UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("secret-value-input"), "another", UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("secret-add"), UI_TIMEOUT).await?;
+    let detail = browser
+        .wait_for_text(&tid("error-detail"), UI_TIMEOUT, |t| !t.is_empty())
+        .await?;
+    ensure!(
+        detail.contains("API_TOKEN") || detail.contains("exists"),
+        "the duplicate's error says {detail:?}"
+    );
+    browser.screenshot("journey-06a-secret-error").await?;
     // Replace the value: the same.
     let new_value = "tok_live_0a1b2c3d4e5f60718293";
     browser.click_on(&tid("secret-update"), UI_TIMEOUT).await?;

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::projects::{ApiKey, Project, ROLES};
-use crate::api::{self};
+use crate::api;
 use crate::components::confirm_dialog::ConfirmDialog;
 use crate::components::shown_once::ShownOnce;
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
@@ -60,7 +60,7 @@ fn ProjectFacts(project: Project) -> impl IntoView {
 fn role_options(from: usize, selected: &'static str) -> impl IntoView {
     ROLES[from..]
         .iter()
-        .map(|role| view! { <option value=*role selected=*role == selected>{*role}</option> })
+        .map(|role| view! { <option value=*role selected={*role == selected}>{*role}</option> })
         .collect_view()
 }
 

@@ -480,23 +480,21 @@ fn WorkflowWebhooks(workflow: Workflow) -> impl IntoView {
                     }
                 })
         }}
-        <section class="card form-card">
-            <div class="card-header">
-                <h2 class="card-title">"New webhook"</h2>
-                <Show when=move || !open.get()>
-                    <button
-                        type="button"
-                        class="button"
-                        data-testid="webhook-new"
-                        on:click=move |_| open.set(true)
-                    >
-                        "New webhook"
-                    </button>
-                </Show>
-            </div>
-            <div class:hidden=move || !open.get()>
-                {create_form}
-            </div>
+        <div class="section-header">
+            <h2 class="section-title">{format!("Webhooks of “{}”", workflow.name)}</h2>
+            <button
+                type="button"
+                class="button"
+                class:hidden=move || open.get()
+                data-testid="webhook-new"
+                on:click=move |_| open.set(true)
+            >
+                "New webhook"
+            </button>
+        </div>
+        <section class="card form-card" class:hidden=move || !open.get()>
+            <h2 class="card-title">"New webhook"</h2>
+            {create_form}
         </section>
         <div class="stack">{list}</div>
     }

@@ -173,13 +173,14 @@ fn WorkflowList(project: Project) -> impl IntoView {
                     }
                     .into_any()
                 } else {
+                    let name = workflow.name.clone();
                     view! {
                         <A
                             href=format!("/workflows/{}", workflow.id)
                             attr:class="row-title"
                             attr:data-testid="workflow-name"
                         >
-                            {workflow.name.clone()}
+                            {name}
                         </A>
                     }
                     .into_any()
