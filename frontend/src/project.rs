@@ -62,10 +62,7 @@ impl Projects {
 
     /// The loaded projects, empty while loading or failed (tracked).
     pub fn loaded(self) -> Vec<Project> {
-        self.list
-            .get()
-            .and_then(Result::ok)
-            .unwrap_or_default()
+        self.list.get().and_then(Result::ok).unwrap_or_default()
     }
 }
 

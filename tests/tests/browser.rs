@@ -67,7 +67,11 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
     browser.wait_for_path("/", UI_TIMEOUT).await?;
 
     wait_until_ready(browser).await?;
-    let brand = browser.find(By::Css(tid("app-header"))).await?.text().await?;
+    let brand = browser
+        .find(By::Css(tid("app-header")))
+        .await?
+        .text()
+        .await?;
     ensure!(brand.contains("MeshHook"), "header shows {brand:?}");
 
     // A fresh profile has no stored theme: the page follows the system (light
@@ -110,9 +114,7 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
     // Client-side navigation.
     browser.click_on(&tid("nav-workflows"), UI_TIMEOUT).await?;
     browser
-        .wait_for_text(&tid("page-title"), UI_TIMEOUT, |title| {
-            title == "Workflows"
-        })
+        .wait_for_text(&tid("page-title"), UI_TIMEOUT, |title| title == "Workflows")
         .await?;
     browser.wait_for_path("/workflows", UI_TIMEOUT).await?;
     browser.click_on(&tid("nav-overview"), UI_TIMEOUT).await?;
@@ -120,7 +122,13 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
 
     // A phone-sized viewport: nothing may overflow horizontally.
     narrow(browser).await?;
-    for id in ["theme-toggle", "nav", "readiness", "project-select", "sign-out"] {
+    for id in [
+        "theme-toggle",
+        "nav",
+        "readiness",
+        "project-select",
+        "sign-out",
+    ] {
         let element = browser.find(By::Css(tid(id))).await?;
         ensure!(element.is_displayed().await?, "{id} hidden at {NARROW} px");
     }
@@ -169,11 +177,16 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
         .fill(&tid("project-name"), "Acme payments", UI_TIMEOUT)
         .await?;
     browser.click_on(&tid("project-create"), UI_TIMEOUT).await?;
-    browser.wait_for(&tid("workflows-empty"), UI_TIMEOUT).await?;
+    browser
+        .wait_for(&tid("workflows-empty"), UI_TIMEOUT)
+        .await?;
     let project = browser
         .eval("return document.querySelector('[data-testid=project-select]').selectedOptions[0].text;")
         .await?;
-    ensure!(project == json!("Acme payments"), "switcher shows {project}");
+    ensure!(
+        project == json!("Acme payments"),
+        "switcher shows {project}"
+    );
 
     // Create a workflow: the editor placeholder opens on it.
     create_workflow(browser, "Order sync").await?;
@@ -190,37 +203,66 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
 
     // Rename the first one in place.
     let row = workflow_row(browser, "Order sync").await?;
-    row.find(By::Css(tid("workflow-rename"))).await?.click().await?;
+    row.find(By::Css(tid("workflow-rename")))
+        .await?
+        .click()
+        .await?;
     browser
         .fill(&tid("workflow-rename-input"), "Billing sync", UI_TIMEOUT)
         .await?;
-    browser.click_on(&tid("workflow-rename-save"), UI_TIMEOUT).await?;
-    browser.wait_gone(&tid("workflow-rename-input"), UI_TIMEOUT).await?;
+    browser
+        .click_on(&tid("workflow-rename-save"), UI_TIMEOUT)
+        .await?;
+    browser
+        .wait_gone(&tid("workflow-rename-input"), UI_TIMEOUT)
+        .await?;
     let row = workflow_row(browser, "Billing sync").await?;
-    let status = row.find(By::Css(tid("workflow-status"))).await?.text().await?;
+    let status = row
+        .find(By::Css(tid("workflow-status")))
+        .await?
+        .text()
+        .await?;
     ensure!(status == "draft", "status of a new workflow: {status:?}");
 
     // Search narrows the list; a miss says so.
-    browser.fill(&tid("workflow-search"), "billing", UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("workflow-search"), "billing", UI_TIMEOUT)
+        .await?;
     wait_rows(browser, "workflow-row", 1).await?;
     browser.screenshot("journey-04-search").await?;
-    browser.fill(&tid("workflow-search"), "zebra", UI_TIMEOUT).await?;
-    browser.wait_for(&tid("workflows-no-match"), UI_TIMEOUT).await?;
-    browser.fill(&tid("workflow-search"), "", UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("workflow-search"), "zebra", UI_TIMEOUT)
+        .await?;
+    browser
+        .wait_for(&tid("workflows-no-match"), UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("workflow-search"), "", UI_TIMEOUT)
+        .await?;
     wait_rows(browser, "workflow-row", 2).await?;
 
     // Delete asks first; cancel keeps it, confirm removes it.
     let row = workflow_row(browser, "Stripe refunds").await?;
-    row.find(By::Css(tid("workflow-delete"))).await?.click().await?;
+    row.find(By::Css(tid("workflow-delete")))
+        .await?
+        .click()
+        .await?;
     browser.wait_for(&tid("confirm-dialog"), UI_TIMEOUT).await?;
     browser.screenshot("journey-05-confirm-delete").await?;
     browser.click_on(&tid("confirm-cancel"), UI_TIMEOUT).await?;
-    browser.wait_gone(&tid("confirm-dialog"), UI_TIMEOUT).await?;
+    browser
+        .wait_gone(&tid("confirm-dialog"), UI_TIMEOUT)
+        .await?;
     wait_rows(browser, "workflow-row", 2).await?;
     let row = workflow_row(browser, "Stripe refunds").await?;
-    row.find(By::Css(tid("workflow-delete"))).await?.click().await?;
+    row.find(By::Css(tid("workflow-delete")))
+        .await?
+        .click()
+        .await?;
     browser.click_on(&tid("confirm-ok"), UI_TIMEOUT).await?;
-    browser.wait_gone(&tid("confirm-dialog"), UI_TIMEOUT).await?;
+    browser
+        .wait_gone(&tid("confirm-dialog"), UI_TIMEOUT)
+        .await?;
     wait_rows(browser, "workflow-row", 1).await?;
 
     // Secrets: a value goes in and never comes back.
@@ -246,7 +288,11 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
         left.as_deref() == Some(""),
         "value field not cleared: {left:?}"
     );
-    let masked = browser.find(By::Css(tid("secret-masked"))).await?.text().await?;
+    let masked = browser
+        .find(By::Css(tid("secret-masked")))
+        .await?
+        .text()
+        .await?;
     ensure!(!masked.contains(value), "masked shows the value: {masked}");
     assert_not_in_page(browser, value).await?;
     // A refusal shows the API's explanation.
@@ -271,9 +317,13 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
     browser
         .fill(&tid("secret-new-value"), new_value, UI_TIMEOUT)
         .await?;
-    browser.click_on(&tid("secret-update-save"), UI_TIMEOUT).await?;
+    browser
+        .click_on(&tid("secret-update-save"), UI_TIMEOUT)
+        .await?;
     browser.wait_for(&tid("secret-saved"), UI_TIMEOUT).await?;
-    browser.wait_gone(&tid("secret-new-value"), UI_TIMEOUT).await?;
+    browser
+        .wait_gone(&tid("secret-new-value"), UI_TIMEOUT)
+        .await?;
     assert_not_in_page(browser, new_value).await?;
     assert_not_in_page(browser, value).await?;
     browser.screenshot("journey-06-secrets").await?;
@@ -288,7 +338,11 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
             t.starts_with("whsec_")
         })
         .await?;
-    let url = browser.wait_for(&tid("webhook-url"), UI_TIMEOUT).await?.text().await?;
+    let url = browser
+        .wait_for(&tid("webhook-url"), UI_TIMEOUT)
+        .await?
+        .text()
+        .await?;
     ensure!(url.contains("/hooks/wh_"), "webhook URL {url:?}");
     let scheme = browser
         .find(By::Css(tid("webhook-scheme-label")))
@@ -297,15 +351,25 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
         .await?;
     ensure!(scheme == "standard_webhooks", "scheme {scheme:?}");
     browser.screenshot("journey-07-webhook-secret").await?;
-    browser.click_on(&tid("shown-once-dismiss"), UI_TIMEOUT).await?;
+    browser
+        .click_on(&tid("shown-once-dismiss"), UI_TIMEOUT)
+        .await?;
     browser.wait_gone(&tid("shown-once"), UI_TIMEOUT).await?;
     assert_not_in_page(browser, &secret).await?;
 
     // Edit the rate limit in place.
-    browser.click_on(&tid("webhook-edit-rate"), UI_TIMEOUT).await?;
-    browser.fill(&tid("webhook-rate-input"), "5", UI_TIMEOUT).await?;
-    browser.fill(&tid("webhook-burst-input"), "10", UI_TIMEOUT).await?;
-    browser.click_on(&tid("webhook-rate-save"), UI_TIMEOUT).await?;
+    browser
+        .click_on(&tid("webhook-edit-rate"), UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("webhook-rate-input"), "5", UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("webhook-burst-input"), "10", UI_TIMEOUT)
+        .await?;
+    browser
+        .click_on(&tid("webhook-rate-save"), UI_TIMEOUT)
+        .await?;
     browser
         .wait_for_text(&tid("webhook-rate-label"), UI_TIMEOUT, |t| {
             t == "5/s, burst 10"
@@ -337,7 +401,9 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
         })
         .await?;
     ensure!(rotated != secret, "rotation returned the same secret");
-    browser.click_on(&tid("shown-once-dismiss"), UI_TIMEOUT).await?;
+    browser
+        .click_on(&tid("shown-once-dismiss"), UI_TIMEOUT)
+        .await?;
     browser.wait_gone(&tid("shown-once"), UI_TIMEOUT).await?;
 
     // Settings: the owner is a member; an API key shows once.
@@ -347,14 +413,20 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
             t.contains(email) && t.contains("owner")
         })
         .await?;
-    browser.fill(&tid("api-key-name"), "CI deploy", UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("api-key-name"), "CI deploy", UI_TIMEOUT)
+        .await?;
     browser.click_on(&tid("api-key-create"), UI_TIMEOUT).await?;
-    browser.wait_for(&tid("shown-once-value"), UI_TIMEOUT).await?;
+    browser
+        .wait_for(&tid("shown-once-value"), UI_TIMEOUT)
+        .await?;
     browser
         .wait_for_text(&tid("api-key-row"), UI_TIMEOUT, |t| t.contains("CI deploy"))
         .await?;
     browser.screenshot("journey-09-settings").await?;
-    browser.click_on(&tid("shown-once-dismiss"), UI_TIMEOUT).await?;
+    browser
+        .click_on(&tid("shown-once-dismiss"), UI_TIMEOUT)
+        .await?;
 
     // Sign out: the session is gone and pages send us to sign in.
     browser.click_on(&tid("sign-out"), UI_TIMEOUT).await?;
@@ -368,7 +440,9 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
 
     // Sign back in: back to the page we wanted, in the remembered project.
     browser.fill(&tid("auth-email"), email, UI_TIMEOUT).await?;
-    browser.fill(&tid("auth-password"), PASSWORD, UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("auth-password"), PASSWORD, UI_TIMEOUT)
+        .await?;
     browser.click_on(&tid("auth-submit"), UI_TIMEOUT).await?;
     browser.wait_for_path("/secrets", UI_TIMEOUT).await?;
     browser
@@ -407,29 +481,41 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
 
     // A phone in dark mode: the workflows list fits.
     toggle_theme(browser).await?;
-    browser.wait_for_eval(THEME, &json!("dark"), UI_TIMEOUT).await?;
+    browser
+        .wait_for_eval(THEME, &json!("dark"), UI_TIMEOUT)
+        .await?;
     browser.click_on(&tid("nav-workflows"), UI_TIMEOUT).await?;
     wait_rows(browser, "workflow-row", 1).await?;
     narrow(browser).await?;
-    browser.screenshot("journey-10-narrow-dark-workflows").await?;
+    browser
+        .screenshot("journey-10-narrow-dark-workflows")
+        .await?;
     browser.click_on(&tid("nav-webhooks"), UI_TIMEOUT).await?;
     browser.wait_for(&tid("webhook-card"), UI_TIMEOUT).await?;
     fits(browser).await?;
-    browser.screenshot("journey-11-narrow-dark-webhooks").await?;
+    browser
+        .screenshot("journey-11-narrow-dark-webhooks")
+        .await?;
     Ok(())
 }
 
 /// Fills the sign-up form on `/signup` and submits it.
 async fn sign_up(browser: &Browser, email: &str) -> Result<()> {
     browser.fill(&tid("auth-email"), email, UI_TIMEOUT).await?;
-    browser.fill(&tid("auth-password"), PASSWORD, UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("auth-password"), PASSWORD, UI_TIMEOUT)
+        .await?;
     browser.click_on(&tid("auth-submit"), UI_TIMEOUT).await
 }
 
 /// Creates a workflow from the list page and waits for its page.
 async fn create_workflow(browser: &Browser, name: &str) -> Result<()> {
-    browser.fill(&tid("workflow-new-name"), name, UI_TIMEOUT).await?;
-    browser.click_on(&tid("workflow-create"), UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("workflow-new-name"), name, UI_TIMEOUT)
+        .await?;
+    browser
+        .click_on(&tid("workflow-create"), UI_TIMEOUT)
+        .await?;
     browser
         .wait_for_text(&tid("page-title"), UI_TIMEOUT, |t| t == name)
         .await
@@ -442,7 +528,13 @@ async fn create_workflow(browser: &Browser, name: &str) -> Result<()> {
 /// The workflow list's row whose name is `name`.
 async fn workflow_row(browser: &Browser, name: &str) -> Result<WebElement> {
     for row in browser.find_all(By::Css(tid("workflow-row"))).await? {
-        if row.find(By::Css(tid("workflow-name"))).await?.text().await? == name {
+        if row
+            .find(By::Css(tid("workflow-name")))
+            .await?
+            .text()
+            .await?
+            == name
+        {
             return Ok(row);
         }
     }

@@ -21,8 +21,7 @@ pub struct Me {
 /// `POST /api/v1/auth/signup`; stores the new session.
 pub async fn sign_up(email: &str, password: &str) -> Result<Session, Error> {
     let body = json!({ "email": email, "password": password });
-    let session: Session =
-        call_anonymous(Method::Post, "/api/v1/auth/signup", Some(body)).await?;
+    let session: Session = call_anonymous(Method::Post, "/api/v1/auth/signup", Some(body)).await?;
     store_session(Some(&session));
     Ok(session)
 }

@@ -38,7 +38,10 @@ pub fn AuthForm(
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !busy.get_untracked() {
-            on_submit.run((email.get_untracked().trim().to_owned(), password.get_untracked()));
+            on_submit.run((
+                email.get_untracked().trim().to_owned(),
+                password.get_untracked(),
+            ));
         }
     };
     view! {

@@ -40,13 +40,15 @@ fn SecretList(project: Project) -> impl IntoView {
     let add_error = RwSignal::new(None::<api::Error>);
     let name_problem = move || {
         let name = name.get();
-        (!name.is_empty() && !api::secrets::is_valid_name(&name)).then_some(
-            "Use letters, digits and _, starting with a letter or _ (e.g. STRIPE_KEY).",
-        )
+        (!name.is_empty() && !api::secrets::is_valid_name(&name))
+            .then_some("Use letters, digits and _, starting with a letter or _ (e.g. STRIPE_KEY).")
     };
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let (n, v) = (name.get_untracked().trim().to_owned(), value.get_untracked());
+        let (n, v) = (
+            name.get_untracked().trim().to_owned(),
+            value.get_untracked(),
+        );
         if n.is_empty() || v.is_empty() || adding.get_untracked() {
             return;
         }

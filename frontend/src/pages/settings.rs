@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api::projects::{ApiKey, Project, ROLES};
 use crate::api;
+use crate::api::projects::{ApiKey, Project, ROLES};
 use crate::components::confirm_dialog::ConfirmDialog;
 use crate::components::shown_once::ShownOnce;
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
@@ -77,7 +77,10 @@ fn Members(project: Project) -> impl IntoView {
     let error = RwSignal::new(None::<api::Error>);
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let (e, r) = (email.get_untracked().trim().to_owned(), role.get_untracked());
+        let (e, r) = (
+            email.get_untracked().trim().to_owned(),
+            role.get_untracked(),
+        );
         if e.is_empty() || busy.get_untracked() {
             return;
         }
@@ -94,7 +97,8 @@ fn Members(project: Project) -> impl IntoView {
             busy.set(false);
         });
     };
-    let rows = move || match list.get() {
+    let rows = move || {
+        match list.get() {
         None => view! { <Loading label="Loading members…"/> }.into_any(),
         Some(Err(error)) => {
             view! { <ErrorNotice error=error on_retry=move |()| list.refetch()/> }.into_any()
@@ -129,6 +133,7 @@ fn Members(project: Project) -> impl IntoView {
             </table>
         }
         .into_any(),
+    }
     };
     view! {
         <section class="card" data-testid="members">
@@ -219,7 +224,8 @@ fn ApiKeys(project: Project) -> impl IntoView {
         });
     };
 
-    let rows = move || match list.get() {
+    let rows = move || {
+        match list.get() {
         None => view! { <Loading label="Loading API keys…"/> }.into_any(),
         Some(Err(error)) => {
             view! { <ErrorNotice error=error on_retry=move |()| list.refetch()/> }.into_any()
@@ -286,6 +292,7 @@ fn ApiKeys(project: Project) -> impl IntoView {
             </table>
         }
         .into_any(),
+    }
     };
 
     view! {

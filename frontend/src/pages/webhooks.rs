@@ -76,7 +76,8 @@ fn ProjectWebhooks(project: Project) -> impl IntoView {
     });
     let current_id = Memo::new(move |_| current.get().map(|w| w.id));
 
-    move || match workflows.get() {
+    move || {
+        match workflows.get() {
         None => view! { <Loading label="Loading workflows…"/> }.into_any(),
         Some(Err(error)) => {
             view! { <ErrorNotice error=error on_retry=move |()| workflows.refetch()/> }.into_any()
@@ -119,6 +120,7 @@ fn ProjectWebhooks(project: Project) -> impl IntoView {
             }
             .into_any()
         }
+    }
     }
 }
 
@@ -178,7 +180,8 @@ impl NewWebhook {
                 let key = self.jwt_key.trim();
                 if key.is_empty() {
                     return Err(if self.jwt_algorithm == "HS256" {
-                        "A JWT webhook needs the shared secret its tokens are signed with.".to_owned()
+                        "A JWT webhook needs the shared secret its tokens are signed with."
+                            .to_owned()
                     } else {
                         "A JWT webhook needs the PEM public key its tokens are signed with."
                             .to_owned()
@@ -298,12 +301,10 @@ fn WorkflowWebhooks(workflow: Workflow) -> impl IntoView {
         )
     };
     let (scheme_value, on_scheme) = text_field(|f| f.scheme.clone(), |f, v| f.scheme = v);
-    let (header_value, on_header) =
-        text_field(|f| f.hmac_header.clone(), |f, v| f.hmac_header = v);
+    let (header_value, on_header) = text_field(|f| f.hmac_header.clone(), |f, v| f.hmac_header = v);
     let (encoding_value, on_encoding) =
         text_field(|f| f.hmac_encoding.clone(), |f, v| f.hmac_encoding = v);
-    let (prefix_value, on_prefix) =
-        text_field(|f| f.hmac_prefix.clone(), |f, v| f.hmac_prefix = v);
+    let (prefix_value, on_prefix) = text_field(|f| f.hmac_prefix.clone(), |f, v| f.hmac_prefix = v);
     let (alg_value, on_alg) = text_field(|f| f.jwt_algorithm.clone(), |f, v| f.jwt_algorithm = v);
     let (key_value, on_key) = text_field(|f| f.jwt_key.clone(), |f, v| f.jwt_key = v);
     let (timeout_value, on_timeout) =
@@ -547,7 +548,11 @@ fn WebhookCard(
         match rate_limit(&rate_text.get_untracked(), &burst_text.get_untracked()) {
             Ok(limit) => {
                 rate_problem.set(None);
-                patch(json!({ "rate_limit": limit }), rate_busy, Some(editing_rate));
+                patch(
+                    json!({ "rate_limit": limit }),
+                    rate_busy,
+                    Some(editing_rate),
+                );
             }
             Err(p) => rate_problem.set(Some(p)),
         }
@@ -776,7 +781,8 @@ fn DeliveryLog(webhook_id: String, #[prop(into)] reload: Signal<u32>) -> impl In
         let id = id.get_value();
         async move { api::webhooks::deliveries(&id).await }
     });
-    let rows = move || match log.get() {
+    let rows = move || {
+        match log.get() {
         None => view! { <Loading label="Loading deliveries…"/> }.into_any(),
         Some(Err(error)) => {
             view! { <ErrorNotice error=error on_retry=move |()| log.refetch()/> }.into_any()
@@ -830,6 +836,7 @@ fn DeliveryLog(webhook_id: String, #[prop(into)] reload: Signal<u32>) -> impl In
             </table>
         }
         .into_any(),
+    }
     };
     view! {
         <section class="delivery-log" data-testid="delivery-log">

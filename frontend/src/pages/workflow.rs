@@ -28,9 +28,13 @@ pub fn WorkflowPage() -> impl IntoView {
         }
         .into_any(),
         Some(Ok(w)) => {
-            let definition =
-                serde_json::to_string_pretty(&w.definition).unwrap_or_else(|_| w.definition.to_string());
-            let badge = if w.is_published() { "badge badge-ok" } else { "badge" };
+            let definition = serde_json::to_string_pretty(&w.definition)
+                .unwrap_or_else(|_| w.definition.to_string());
+            let badge = if w.is_published() {
+                "badge badge-ok"
+            } else {
+                "badge"
+            };
             view! {
                 <p class="back-link"><A href="/workflows">"← All workflows"</A></p>
                 <div class="page-header page-header-row">
