@@ -82,10 +82,10 @@ fn stored() -> Option<String> {
 /// Renders `page` for the current project; rebuilt when the user switches
 /// projects. Shows loading and error states while the list is not there,
 /// and a "create your first project" form when the user has none.
-pub fn with_project<V>(page: impl Fn(Project) -> V + Send + Sync + 'static) -> impl IntoView
-where
-    V: IntoView + 'static,
-{
+///
+/// `page` is a plain function returning an erased view so this (large)
+/// closure is compiled once, not once per page.
+pub fn with_project(page: fn(Project) -> AnyView) -> impl IntoView {
     let projects = use_projects();
     let id = Memo::new(move |_| projects.current.get().map(|p| p.id));
     move || match projects.list.get() {
@@ -97,7 +97,7 @@ where
         Some(Ok(list)) if list.is_empty() => view! { <FirstProject/> }.into_any(),
         Some(Ok(_)) => match id.get() {
             Some(_) => match projects.current.get_untracked() {
-                Some(project) => page(project).into_any(),
+                Some(project) => page(project),
                 None => view! { <Loading/> }.into_any(),
             },
             None => view! { <Loading/> }.into_any(),

@@ -120,6 +120,15 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
     browser.click_on(&tid("nav-overview"), UI_TIMEOUT).await?;
     wait_until_ready(browser).await?;
 
+    // An unknown address says so inside the shell.
+    browser.goto(&format!("{base_url}/no-such-page")).await?;
+    browser
+        .wait_for_text(&tid("page-title"), READY_TIMEOUT, |t| t == "Page not found")
+        .await?;
+    browser.wait_for(&tid("nav"), UI_TIMEOUT).await?;
+    browser.click_on(&tid("nav-overview"), UI_TIMEOUT).await?;
+    wait_until_ready(browser).await?;
+
     // A phone-sized viewport: nothing may overflow horizontally.
     narrow(browser).await?;
     for id in [

@@ -21,7 +21,7 @@ pub fn Secrets() -> impl IntoView {
                 ". Once saved, a value is never shown again."
             </p>
         </div>
-        {with_project(|project| view! { <SecretList project=project/> })}
+        {with_project(|project| view! { <SecretList project=project/> }.into_any())}
     }
 }
 

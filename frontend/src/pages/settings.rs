@@ -28,6 +28,7 @@ pub fn Settings() -> impl IntoView {
                     <ApiKeys project=project/>
                 </div>
             }
+            .into_any()
         })}
     }
 }

@@ -42,7 +42,7 @@ pub fn Webhooks() -> impl IntoView {
                 "URLs that start a workflow's runs, how deliveries are verified, rate limits and the delivery log."
             </p>
         </div>
-        {with_project(|project| view! { <ProjectWebhooks project=project/> })}
+        {with_project(|project| view! { <ProjectWebhooks project=project/> }.into_any())}
     }
 }
 

@@ -23,7 +23,7 @@ pub fn Workflows() -> impl IntoView {
                 "Triggers, transforms, HTTP calls, branches and delays; publish a version to make it live."
             </p>
         </div>
-        {with_project(|project| view! { <WorkflowList project=project/> })}
+        {with_project(|project| view! { <WorkflowList project=project/> }.into_any())}
     }
 }
 
