@@ -400,6 +400,11 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
             t.contains("not_published") && t.contains("409")
         })
         .await?;
+    browser
+        .find(By::Css(tid("delivery-log")))
+        .await?
+        .scroll_into_view()
+        .await?;
     browser.screenshot("journey-08-webhook-deliveries").await?;
 
     // Rotating shows the new secret once.
