@@ -3,12 +3,22 @@
 //! status-code handling. The SPA is served by the API itself, so paths are
 //! relative to the page's origin.
 
-// The session and call helpers are the shared base of the pages being built
-// (sign-in, workflows, editor); remove this allow once they use them.
-#![allow(dead_code)]
+//!
+//! Endpoint groups live in submodules (`api::auth`, `api::projects`, ...),
+//! each with the API's answer shapes as plain structs. Ids and timestamps
+//! stay strings: the SPA only displays and passes them back.
 
+pub mod auth;
+pub mod projects;
+pub mod secrets;
+pub mod webhooks;
+pub mod workflows;
+
+use std::cell::RefCell;
 use std::fmt;
 
+use futures::FutureExt;
+use futures::future::{LocalBoxFuture, Shared};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -29,6 +39,31 @@ pub enum Error {
         /// Human-readable explanation: the API's `detail`, or the raw body.
         detail: String,
     },
+}
+
+impl Error {
+    /// What to tell the user: the API's `detail` (or why there was no
+    /// answer), without the status line.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Network(reason) => format!("Cannot reach the server ({reason})"),
+            Self::Status { status, detail, .. } if detail.is_empty() => {
+                format!("The server answered HTTP {status}")
+            }
+            Self::Status { detail, .. } => detail.clone(),
+        }
+    }
+
+    /// A short technical line under the detail: `HTTP 422 · invalid_body`.
+    pub fn context(&self) -> Option<String> {
+        match self {
+            Self::Network(_) => None,
+            Self::Status { status, code, .. } => Some(match code {
+                Some(code) => format!("HTTP {status} · {code}"),
+                None => format!("HTTP {status}"),
+            }),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -54,6 +89,11 @@ struct ErrorBody {
 
 /// `localStorage` key of the signed-in [`Session`] (JSON).
 pub const SESSION_KEY: &str = "meshhook.session";
+
+/// Name of the `window` event fired whenever [`store_session`] changes the
+/// stored session (sign-in, refresh, sign-out), so the shell can follow.
+/// Other tabs see the change as a `storage` event instead.
+pub const SESSION_EVENT: &str = "meshhook-session";
 
 /// The signed-in user's tokens, kept in `localStorage` so a reload stays
 /// signed in. Shape = the API's auth answer (`/api/v1/auth/login`).
@@ -86,7 +126,8 @@ pub fn session() -> Option<Session> {
     serde_json::from_str(&raw).ok()
 }
 
-/// Stores (or with `None`, forgets) the session.
+/// Stores (or with `None`, forgets) the session, then fires
+/// [`SESSION_EVENT`] on `window`.
 pub fn store_session(session: Option<&Session>) {
     let Some(storage) = storage() else { return };
     match session.and_then(|s| serde_json::to_string(s).ok()) {
@@ -96,6 +137,11 @@ pub fn store_session(session: Option<&Session>) {
         None => {
             let _ = storage.remove_item(SESSION_KEY);
         }
+    }
+    if let Some(window) = web_sys::window()
+        && let Ok(event) = web_sys::Event::new(SESSION_EVENT)
+    {
+        let _ = window.dispatch_event(&event);
     }
 }
 
@@ -156,15 +202,31 @@ pub async fn call<T: DeserializeOwned>(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<T, Error> {
-    let first = send(method, path, body.as_ref(), session().as_ref()).await?;
-    let response = if first.status() == 401 {
-        match refresh().await {
+    let used = session();
+    let first = send(method, path, body.as_ref(), used.as_ref()).await?;
+    let response = if first.status() == 401 && used.is_some() {
+        match renew(used.as_ref()).await {
             Some(session) => send(method, path, body.as_ref(), Some(&session)).await?,
             None => first,
         }
     } else {
         first
     };
+    decode(response).await
+}
+
+/// A call without credentials and without the refresh dance: sign-up,
+/// sign-in and sign-out, where a 401 means wrong credentials.
+pub async fn call_anonymous<T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<T, Error> {
+    let response = send(method, path, body.as_ref(), None).await?;
+    decode(response).await
+}
+
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
     if !response.ok() {
         return Err(status_error(response).await);
     }
@@ -206,6 +268,32 @@ async fn send(
         .send()
         .await
         .map_err(|e| Error::Network(e.to_string()))
+}
+
+thread_local! {
+    /// The refresh in flight, shared by every call that got a 401 meanwhile:
+    /// refresh tokens rotate, and presenting one twice revokes the whole
+    /// session family, so two parallel refreshes would sign the user out.
+    static RENEWING: RefCell<Option<Shared<LocalBoxFuture<'static, Option<Session>>>>> =
+        const { RefCell::new(None) };
+}
+
+/// A session to retry with after a call sent with `used` got a 401: the
+/// stored one when another call (or tab) has renewed it since, else the
+/// result of the one shared refresh.
+async fn renew(used: Option<&Session>) -> Option<Session> {
+    let current = session()?;
+    if used.is_none_or(|used| used.access_token != current.access_token) {
+        return Some(current);
+    }
+    let shared = RENEWING.with(|slot| {
+        slot.borrow_mut()
+            .get_or_insert_with(|| refresh().boxed_local().shared())
+            .clone()
+    });
+    let renewed = shared.await;
+    RENEWING.with(|slot| slot.borrow_mut().take());
+    renewed
 }
 
 /// Exchanges the stored refresh token for a new session and stores it;

@@ -1,117 +1,252 @@
-//! The application shell (header, navigation, theme) and the routes.
+//! The application shell (header with project switcher and account,
+//! navigation, theme), the route guard and the routes.
+//!
+//! `/signin` and `/signup` stand alone; every other page is a child of
+//! [`Shell`], which sends signed-out visitors to `/signin?next=<page>`.
 
 use leptos::prelude::*;
-use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::path;
+use leptos::task::spawn_local;
+use leptos_router::components::{A, Outlet, ParentRoute, Route, Router, Routes};
+use leptos_router::hooks::use_navigate;
+use leptos_router::{NavigateOptions, path};
 
+use crate::api;
+use crate::components::project_switcher::ProjectSwitcher;
 use crate::components::theme_toggle::ThemeToggle;
-use crate::pages::{not_found::NotFound, overview::Overview, placeholder::Placeholder};
-use crate::theme;
+use crate::pages::{
+    not_found::NotFound, overview::Overview, placeholder::Placeholder, secrets::Secrets,
+    settings::Settings, sign_in::SignIn, sign_up::SignUp, webhooks::Webhooks,
+    workflow::WorkflowPage, workflows::Workflows,
+};
+use crate::project::Projects;
+use crate::session::{self, Auth, use_auth};
+use crate::theme::{self, Theme};
 
-/// A top-level section of the app: one navigation entry and one route.
+/// A top-level section of the app: one navigation entry.
 struct Section {
     href: &'static str,
     title: &'static str,
-    summary: &'static str,
     test_id: &'static str,
 }
 
-const WORKFLOWS: Section = Section {
-    href: "/workflows",
-    title: "Workflows",
-    summary: "Design workflows from triggers, transforms, HTTP calls, branches and delays; validate and publish versions.",
-    test_id: "nav-workflows",
-};
-const RUNS: Section = Section {
-    href: "/runs",
-    title: "Runs",
-    summary: "Follow runs live, inspect every step's input and output, resume or cancel.",
-    test_id: "nav-runs",
-};
-const WEBHOOKS: Section = Section {
-    href: "/webhooks",
-    title: "Webhooks",
-    summary: "Webhook URLs, signature verification, rate limits and the delivery log.",
-    test_id: "nav-webhooks",
-};
-const SECRETS: Section = Section {
-    href: "/secrets",
-    title: "Secrets",
-    summary: "Encrypted values your workflows reference as {{ secrets.NAME }}; never shown again once saved.",
-    test_id: "nav-secrets",
-};
-const SETTINGS: Section = Section {
-    href: "/settings",
-    title: "Settings",
-    summary: "Project members, roles and API keys.",
-    test_id: "nav-settings",
-};
-
-const SECTIONS: [Section; 5] = [WORKFLOWS, RUNS, WEBHOOKS, SECRETS, SETTINGS];
+const SECTIONS: [Section; 5] = [
+    Section {
+        href: "/workflows",
+        title: "Workflows",
+        test_id: "nav-workflows",
+    },
+    Section {
+        href: "/runs",
+        title: "Runs",
+        test_id: "nav-runs",
+    },
+    Section {
+        href: "/webhooks",
+        title: "Webhooks",
+        test_id: "nav-webhooks",
+    },
+    Section {
+        href: "/secrets",
+        title: "Secrets",
+        test_id: "nav-secrets",
+    },
+    Section {
+        href: "/settings",
+        title: "Settings",
+        test_id: "nav-settings",
+    },
+];
 
 /// The whole application.
 #[component]
 pub fn App() -> impl IntoView {
-    let theme = theme::init();
-    let toggle_theme = move |()| theme::choose(theme, theme.get_untracked().toggled());
+    provide_context(theme::init());
+    Auth::provide();
 
     view! {
         <Router>
-            <div class="shell">
-                <header class="topbar" data-testid="app-header">
-                    <A href="/" attr:class="brand" attr:data-testid="brand">
-                        <Logo/>
-                        <span class="brand-name">"MeshHook"</span>
-                    </A>
-                    <ThemeToggle theme=theme on_toggle=toggle_theme/>
-                </header>
-                <nav class="sidebar" aria-label="Main" data-testid="nav">
-                    <ul class="nav-list">
-                        <li>
-                            <A href="/" exact=true attr:class="nav-link" attr:data-testid="nav-overview">
-                                "Overview"
-                            </A>
-                        </li>
-                        {SECTIONS
-                            .iter()
-                            .map(|section| {
-                                view! {
-                                    <li>
-                                        <A
-                                            href=section.href
-                                            attr:class="nav-link"
-                                            attr:data-testid=section.test_id
-                                        >
-                                            {section.title}
-                                        </A>
-                                    </li>
-                                }
-                            })
-                            .collect_view()}
-                    </ul>
-                </nav>
-                <main class="content" data-testid="content">
-                    <Routes fallback=NotFound>
-                        <Route path=path!("/") view=Overview/>
-                        <Route path=path!("/workflows") view=|| section_page(&WORKFLOWS)/>
-                        <Route path=path!("/runs") view=|| section_page(&RUNS)/>
-                        <Route path=path!("/webhooks") view=|| section_page(&WEBHOOKS)/>
-                        <Route path=path!("/secrets") view=|| section_page(&SECRETS)/>
-                        <Route path=path!("/settings") view=|| section_page(&SETTINGS)/>
-                    </Routes>
-                </main>
-            </div>
+            <Routes fallback=NotFound>
+                <Route path=path!("/signin") view=SignIn/>
+                <Route path=path!("/signup") view=SignUp/>
+                <ParentRoute path=path!("") view=Shell>
+                    <Route path=path!("") view=Overview/>
+                    <Route path=path!("/workflows") view=Workflows/>
+                    <Route path=path!("/workflows/:id") view=WorkflowPage/>
+                    <Route path=path!("/runs") view=Runs/>
+                    <Route path=path!("/webhooks") view=Webhooks/>
+                    <Route path=path!("/secrets") view=Secrets/>
+                    <Route path=path!("/settings") view=Settings/>
+                    <Route path=path!("/*any") view=NotFound/>
+                </ParentRoute>
+            </Routes>
         </Router>
     }
 }
 
-fn section_page(section: &'static Section) -> impl IntoView {
-    view! { <Placeholder title=section.title summary=section.summary/> }
+/// The route guard: signed out, the visitor goes to `/signin?next=...`;
+/// signed in, the layout around the page.
+#[component]
+fn Shell() -> impl IntoView {
+    let auth = use_auth();
+    let signed_in = Memo::new(move |_| auth.signed_in());
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if !signed_in.get() {
+            navigate(
+                &session::sign_in_url(),
+                NavigateOptions {
+                    replace: true,
+                    ..NavigateOptions::default()
+                },
+            );
+        }
+    });
+    view! {
+        <Show when=move || signed_in.get()>
+            <SignedIn/>
+        </Show>
+    }
+}
+
+/// Header, navigation and the page, for a signed-in user.
+#[component]
+fn SignedIn() -> impl IntoView {
+    let auth = use_auth();
+    let projects = Projects::provide();
+    let me = LocalResource::new(api::auth::me);
+    let email = move || {
+        me.get()
+            .and_then(Result::ok)
+            .and_then(|me| me.email)
+            .or_else(|| auth.email())
+            .unwrap_or_default()
+    };
+
+    let creating = RwSignal::new(false);
+    let create_busy = RwSignal::new(false);
+    let create_error = RwSignal::new(None::<String>);
+    let create = move |name: String| {
+        create_busy.set(true);
+        create_error.set(None);
+        spawn_local(async move {
+            match api::projects::create(&name).await {
+                Ok(project) => {
+                    projects.created(&project);
+                    creating.set(false);
+                }
+                Err(e) => create_error.set(Some(e.detail())),
+            }
+            create_busy.set(false);
+        });
+    };
+    // A list that failed to load says so in the header too.
+    let header_error = Signal::derive(move || {
+        create_error.get().or_else(|| match projects.list.get() {
+            Some(Err(e)) => Some(format!("Projects: {}", e.detail())),
+            _ => None,
+        })
+    });
+
+    let navigate = use_navigate();
+    let sign_out = move |_| {
+        // Leave first, so the guard has no page to come back to.
+        navigate("/signin", NavigateOptions::default());
+        spawn_local(api::auth::sign_out());
+    };
+
+    view! {
+        <div class="shell">
+            <header class="topbar" data-testid="app-header">
+                <A href="/" attr:class="brand" attr:data-testid="brand">
+                    <Logo/>
+                    <span class="brand-name">"MeshHook"</span>
+                </A>
+                <ProjectSwitcher
+                    projects=Signal::derive(move || projects.loaded())
+                    current=Signal::derive(move || projects.current.get().map(|p| p.id))
+                    on_select=move |id| projects.select(id)
+                    on_create=create
+                    creating=creating
+                    busy=create_busy
+                    error=header_error
+                />
+                <div class="topbar-end">
+                    <span class="user-email" data-testid="user-email" title=email>
+                        {email}
+                    </span>
+                    <button
+                        type="button"
+                        class="icon-button sign-out"
+                        title="Sign out"
+                        data-testid="sign-out"
+                        on:click=sign_out
+                    >
+                        <svg class="icon" viewBox="0 0 24 24" aria-hidden="true">
+                            <path d="M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4M16 17l5-5-5-5M21 12H9"></path>
+                        </svg>
+                        <span class="sign-out-text">"Sign out"</span>
+                    </button>
+                    <ThemeSwitch/>
+                </div>
+            </header>
+            <nav class="sidebar" aria-label="Main" data-testid="nav">
+                <ul class="nav-list">
+                    <li>
+                        <A href="/" exact=true attr:class="nav-link" attr:data-testid="nav-overview">
+                            "Overview"
+                        </A>
+                    </li>
+                    {SECTIONS
+                        .iter()
+                        .map(|section| {
+                            view! {
+                                <li>
+                                    <A
+                                        href=section.href
+                                        attr:class="nav-link"
+                                        attr:data-testid=section.test_id
+                                    >
+                                        {section.title}
+                                    </A>
+                                </li>
+                            }
+                        })
+                        .collect_view()}
+                </ul>
+            </nav>
+            <main class="content" data-testid="content">
+                <Outlet/>
+            </main>
+        </div>
+    }
+}
+
+/// `/runs`: the run console is built separately.
+#[component]
+fn Runs() -> impl IntoView {
+    view! {
+        <Placeholder
+            title="Runs"
+            summary="Follow runs live, inspect every step's input and output, resume or cancel."
+        />
+    }
+}
+
+/// The theme toggle wired to the app's theme (from context).
+#[component]
+pub fn ThemeSwitch() -> impl IntoView {
+    let theme = expect_context::<RwSignal<Theme>>();
+    view! {
+        <ThemeToggle
+            theme=theme
+            on_toggle=move |()| theme::choose(theme, theme.get_untracked().toggled())
+        />
+    }
 }
 
 /// The MeshHook mark: three linked nodes.
 #[component]
-fn Logo() -> impl IntoView {
+pub fn Logo() -> impl IntoView {
     view! {
         <svg class="logo" viewBox="0 0 32 32" aria-hidden="true">
             <path class="logo-edge" d="M9 22 L16 9 L23 22 Z"></path>

@@ -156,6 +156,99 @@ impl Browser {
         }
     }
 
+    /// Polls until an element matching `css` is present and displayed, for
+    /// at most `timeout`.
+    pub async fn wait_for(&self, css: &str, timeout: Duration) -> Result<WebElement> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(element) = self.driver.find(By::Css(css)).await
+                && element.is_displayed().await.unwrap_or(false)
+            {
+                return Ok(element);
+            }
+            if Instant::now() >= deadline {
+                bail!("no visible `{css}` after {timeout:?}");
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Polls until no element matching `css` is displayed, for at most
+    /// `timeout`.
+    pub async fn wait_gone(&self, css: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let shown = match self.driver.find_all(By::Css(css)).await {
+                Ok(elements) => {
+                    let mut any = false;
+                    for element in elements {
+                        any |= element.is_displayed().await.unwrap_or(false);
+                    }
+                    any
+                }
+                Err(_) => false,
+            };
+            if !shown {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("`{css}` still shown after {timeout:?}");
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Waits for `css` (see [`Browser::wait_for`]) and clicks it.
+    pub async fn click_on(&self, css: &str, timeout: Duration) -> Result<()> {
+        self.wait_for(css, timeout)
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("clicking `{css}`"))
+    }
+
+    /// Waits for the field `css`, empties it and types `text` (so `input`
+    /// events fire as for a user; emptying fires one too, which WebDriver's
+    /// clear alone does not).
+    pub async fn fill(&self, css: &str, text: &str, timeout: Duration) -> Result<()> {
+        let field = self.wait_for(css, timeout).await?;
+        field.clear().await?;
+        self.driver
+            .execute(
+                "arguments[0].dispatchEvent(new Event('input', { bubbles: true }));",
+                vec![field.to_json()?],
+            )
+            .await
+            .with_context(|| format!("emptying `{css}`"))?;
+        if text.is_empty() {
+            return Ok(());
+        }
+        field
+            .send_keys(text)
+            .await
+            .with_context(|| format!("typing into `{css}`"))
+    }
+
+    /// `location.pathname + location.search` of the page.
+    pub async fn location(&self) -> Result<String> {
+        let here = self
+            .eval("return window.location.pathname + window.location.search;")
+            .await?;
+        here.as_str()
+            .map(str::to_owned)
+            .context("location is not a string")
+    }
+
+    /// Polls until `location.pathname` is `path`, for at most `timeout`.
+    pub async fn wait_for_path(&self, path: &str, timeout: Duration) -> Result<()> {
+        self.wait_for_eval(
+            "return window.location.pathname;",
+            &Value::String(path.to_owned()),
+            timeout,
+        )
+        .await
+    }
+
     /// Ends the session, then stops chromedriver.
     pub async fn quit(self) -> Result<()> {
         let Self {

@@ -1,11 +1,17 @@
-//! Browser smoke test of the SPA: `meshhook dev` serves the built SPA
-//! (`MESHHOOK_SPA_DIR`); headless Chromium checks that it starts, reports the
-//! database ready, switches and remembers the dark theme, routes, and fits a
-//! 375 px wide phone screen. Screenshots land in
-//! `test-artifacts/screenshots/`.
+//! Browser tests of the SPA: `meshhook dev` serves the built SPA
+//! (`MESHHOOK_SPA_DIR`) and headless Chromium drives it like a user.
 //!
-//! Needs the `browser` feature, a built SPA and Chromium: `cargo xtask test`
-//! provides all three.
+//! - The smoke test: signed-out visitors land on the sign-in page; after
+//!   signing up the shell reports the database ready, switches and
+//!   remembers the dark theme, routes, and fits a 375 px wide phone.
+//! - The journey: sign up, create a project and workflows, rename, search,
+//!   delete, add and update a secret (its value never in the page), create
+//!   a webhook (its secret shown once), test-send it, sign out and back in,
+//!   survive a reload and an expired access token, and fit a phone in dark
+//!   mode.
+//!
+//! Screenshots land in `test-artifacts/screenshots/`. Needs the `browser`
+//! feature, a built SPA and Chromium: `cargo xtask test` provides all three.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,13 +24,22 @@ use thirtyfour::prelude::*;
 
 /// How long the SPA may take to load and see the database ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a UI reaction (a click, a resize) may take to show.
-const UI_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a UI reaction (a click, an API round trip) may take to show.
+const UI_TIMEOUT: Duration = Duration::from_secs(10);
 /// The narrow (phone) viewport width the layout must fit.
 const NARROW: u32 = 375;
+/// Password of the test accounts.
+const PASSWORD: &str = "correct horse battery";
 
 const THEME: &str = "return document.documentElement.getAttribute('data-theme');";
 const STORED_THEME: &str = "return window.localStorage.getItem('meshhook-theme');";
+const PAGE_HTML: &str = "return document.documentElement.outerHTML;";
+const STORED_SESSION: &str = "return window.localStorage.getItem('meshhook.session');";
+
+/// `[data-testid=<id>]`.
+fn tid(id: &str) -> String {
+    format!("[data-testid={id}]")
+}
 
 #[tokio::test]
 async fn spa_shell_reports_readiness_remembers_theme_and_fits_a_phone() -> Result<()> {
@@ -40,10 +55,20 @@ async fn spa_shell_reports_readiness_remembers_theme_and_fits_a_phone() -> Resul
 }
 
 async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
+    // Signed out, the guard sends the visitor to the sign-in page.
     browser.goto(base_url).await?;
+    browser.wait_for_path("/signin", READY_TIMEOUT).await?;
+    browser
+        .wait_for_text(&tid("page-title"), UI_TIMEOUT, |t| t == "Sign in")
+        .await?;
+    browser.click_on(&tid("to-signup"), UI_TIMEOUT).await?;
+    browser.wait_for_path("/signup", UI_TIMEOUT).await?;
+    sign_up(browser, "smoke@example.com").await?;
+    browser.wait_for_path("/", UI_TIMEOUT).await?;
+
     wait_until_ready(browser).await?;
     let brand = browser
-        .find(By::Css("[data-testid=app-header]"))
+        .find(By::Css(tid("app-header")))
         .await?
         .text()
         .await?;
@@ -68,7 +93,7 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
         "dark theme not stored"
     );
     let pressed = browser
-        .find(By::Css("[data-testid=theme-toggle]"))
+        .find(By::Css(tid("theme-toggle")))
         .await?
         .attr("aria-pressed")
         .await?;
@@ -78,7 +103,7 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
     );
     browser.screenshot("dark").await?;
 
-    // The choice survives a reload.
+    // The choice (and the session) survive a reload.
     browser.refresh().await?;
     wait_until_ready(browser).await?;
     ensure!(
@@ -87,57 +112,505 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
     );
 
     // Client-side navigation.
+    browser.click_on(&tid("nav-workflows"), UI_TIMEOUT).await?;
     browser
-        .find(By::Css("[data-testid=nav-workflows]"))
-        .await?
-        .click()
+        .wait_for_text(&tid("page-title"), UI_TIMEOUT, |title| title == "Workflows")
         .await?;
+    browser.wait_for_path("/workflows", UI_TIMEOUT).await?;
+    browser.click_on(&tid("nav-overview"), UI_TIMEOUT).await?;
+    wait_until_ready(browser).await?;
+
+    // An unknown address says so inside the shell.
+    browser.goto(&format!("{base_url}/no-such-page")).await?;
     browser
-        .wait_for_text("[data-testid=page-title]", UI_TIMEOUT, |title| {
-            title == "Workflows"
-        })
+        .wait_for_text(&tid("page-title"), READY_TIMEOUT, |t| t == "Page not found")
         .await?;
-    let path = browser.eval("return window.location.pathname;").await?;
-    ensure!(path == json!("/workflows"), "navigated to {path}");
-    browser
-        .find(By::Css("[data-testid=nav-overview]"))
-        .await?
-        .click()
-        .await?;
+    browser.wait_for(&tid("nav"), UI_TIMEOUT).await?;
+    browser.click_on(&tid("nav-overview"), UI_TIMEOUT).await?;
     wait_until_ready(browser).await?;
 
     // A phone-sized viewport: nothing may overflow horizontally.
-    browser.set_window_rect(0, 0, NARROW, 800).await?;
-    browser
-        .wait_for_eval("return window.innerWidth;", &json!(NARROW), UI_TIMEOUT)
-        .await
-        .context("the window did not shrink to the phone width")?;
-    let scroll_width = browser
-        .eval("return document.documentElement.scrollWidth;")
-        .await?
-        .as_u64()
-        .context("scrollWidth is not a number")?;
-    ensure!(
-        scroll_width <= u64::from(NARROW),
-        "page is {scroll_width} px wide at a {NARROW} px viewport"
-    );
-    for id in ["theme-toggle", "nav", "readiness"] {
-        let element = browser.find(By::Css(format!("[data-testid={id}]"))).await?;
+    narrow(browser).await?;
+    for id in [
+        "theme-toggle",
+        "nav",
+        "readiness",
+        "project-select",
+        "sign-out",
+    ] {
+        let element = browser.find(By::Css(tid(id))).await?;
         ensure!(element.is_displayed().await?, "{id} hidden at {NARROW} px");
     }
     browser.screenshot("narrow").await?;
     Ok(())
 }
 
+#[tokio::test]
+async fn journey_from_sign_up_to_webhook_and_back() -> Result<()> {
+    let server = meshhook_system_tests::spawn_dev().await?;
+    let browser = Browser::launch().await?;
+    let outcome = journey(&browser, &server.base_url).await;
+    if outcome.is_err() {
+        let _ = browser.screenshot("journey-failure").await;
+    }
+    browser.quit().await?;
+    outcome
+}
+
+async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
+    let email = "ada@example.com";
+
+    // A deep link while signed out: sign-in first, then back to it.
+    browser.goto(&format!("{base_url}/workflows")).await?;
+    browser.wait_for_path("/signin", READY_TIMEOUT).await?;
+    let here = browser.location().await?;
+    ensure!(
+        here == "/signin?next=%2Fworkflows",
+        "the guard sent us to {here}"
+    );
+    browser.screenshot("journey-01-signin").await?;
+    browser.click_on(&tid("to-signup"), UI_TIMEOUT).await?;
+    browser.wait_for_path("/signup", UI_TIMEOUT).await?;
+    sign_up(browser, email).await?;
+    browser.wait_for_path("/workflows", UI_TIMEOUT).await?;
+    browser
+        .wait_for_text(&tid("user-email"), UI_TIMEOUT, |t| t == email)
+        .await?;
+
+    // No project yet: the empty state offers to create one; use the
+    // header's switcher instead.
+    browser.wait_for(&tid("first-project"), UI_TIMEOUT).await?;
+    browser.screenshot("journey-02-first-project").await?;
+    browser.click_on(&tid("project-new"), UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("project-name"), "Acme payments", UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("project-create"), UI_TIMEOUT).await?;
+    browser
+        .wait_for(&tid("workflows-empty"), UI_TIMEOUT)
+        .await?;
+    let project = browser
+        .eval("return document.querySelector('[data-testid=project-select]').selectedOptions[0].text;")
+        .await?;
+    ensure!(
+        project == json!("Acme payments"),
+        "switcher shows {project}"
+    );
+
+    // Create a workflow: the editor placeholder opens on it.
+    create_workflow(browser, "Order sync").await?;
+    browser
+        .wait_for_text(&tid("workflow-definition"), UI_TIMEOUT, |t| {
+            t.contains("\"nodes\"") && t.contains("\"edges\"")
+        })
+        .await?;
+    browser.screenshot("journey-03-workflow").await?;
+    browser.click_on(&tid("nav-workflows"), UI_TIMEOUT).await?;
+    create_workflow(browser, "Stripe refunds").await?;
+    browser.click_on(&tid("nav-workflows"), UI_TIMEOUT).await?;
+    wait_rows(browser, "workflow-row", 2).await?;
+
+    // Rename the first one in place.
+    let row = workflow_row(browser, "Order sync").await?;
+    row.find(By::Css(tid("workflow-rename")))
+        .await?
+        .click()
+        .await?;
+    browser
+        .fill(&tid("workflow-rename-input"), "Billing sync", UI_TIMEOUT)
+        .await?;
+    browser
+        .click_on(&tid("workflow-rename-save"), UI_TIMEOUT)
+        .await?;
+    browser
+        .wait_gone(&tid("workflow-rename-input"), UI_TIMEOUT)
+        .await?;
+    let row = workflow_row(browser, "Billing sync").await?;
+    let status = row
+        .find(By::Css(tid("workflow-status")))
+        .await?
+        .text()
+        .await?;
+    ensure!(status == "draft", "status of a new workflow: {status:?}");
+
+    // Search narrows the list; a miss says so.
+    browser
+        .fill(&tid("workflow-search"), "billing", UI_TIMEOUT)
+        .await?;
+    wait_rows(browser, "workflow-row", 1).await?;
+    browser.screenshot("journey-04-search").await?;
+    browser
+        .fill(&tid("workflow-search"), "zebra", UI_TIMEOUT)
+        .await?;
+    browser
+        .wait_for(&tid("workflows-no-match"), UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("workflow-search"), "", UI_TIMEOUT)
+        .await?;
+    wait_rows(browser, "workflow-row", 2).await?;
+
+    // Delete asks first; cancel keeps it, confirm removes it.
+    let row = workflow_row(browser, "Stripe refunds").await?;
+    row.find(By::Css(tid("workflow-delete")))
+        .await?
+        .click()
+        .await?;
+    browser.wait_for(&tid("confirm-dialog"), UI_TIMEOUT).await?;
+    browser.screenshot("journey-05-confirm-delete").await?;
+    browser.click_on(&tid("confirm-cancel"), UI_TIMEOUT).await?;
+    browser
+        .wait_gone(&tid("confirm-dialog"), UI_TIMEOUT)
+        .await?;
+    wait_rows(browser, "workflow-row", 2).await?;
+    let row = workflow_row(browser, "Stripe refunds").await?;
+    row.find(By::Css(tid("workflow-delete")))
+        .await?
+        .click()
+        .await?;
+    browser.click_on(&tid("confirm-ok"), UI_TIMEOUT).await?;
+    browser
+        .wait_gone(&tid("confirm-dialog"), UI_TIMEOUT)
+        .await?;
+    wait_rows(browser, "workflow-row", 1).await?;
+
+    // Secrets: a value goes in and never comes back.
+    let value = "tok_live_9f8e7d6c5b4a39217e";
+    browser.click_on(&tid("nav-secrets"), UI_TIMEOUT).await?;
+    browser.wait_for(&tid("secrets-empty"), UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("secret-name-input"), "API_TOKEN", UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("secret-value-input"), value, UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("secret-add"), UI_TIMEOUT).await?;
+    browser
+        .wait_for_text(&tid("secret-name"), UI_TIMEOUT, |t| t == "API_TOKEN")
+        .await?;
+    let left = browser
+        .wait_for(&tid("secret-value-input"), UI_TIMEOUT)
+        .await?
+        .prop("value")
+        .await?;
+    ensure!(
+        left.as_deref() == Some(""),
+        "value field not cleared: {left:?}"
+    );
+    let masked = browser
+        .find(By::Css(tid("secret-masked")))
+        .await?
+        .text()
+        .await?;
+    ensure!(!masked.contains(value), "masked shows the value: {masked}");
+    assert_not_in_page(browser, value).await?;
+    // A refusal shows the API's explanation.
+    browser
+        .fill(&tid("secret-name-input"), "API_TOKEN", UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("secret-value-input"), "another", UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("secret-add"), UI_TIMEOUT).await?;
+    let detail = browser
+        .wait_for_text(&tid("error-detail"), UI_TIMEOUT, |t| !t.is_empty())
+        .await?;
+    ensure!(
+        detail.contains("API_TOKEN") || detail.contains("exists"),
+        "the duplicate's error says {detail:?}"
+    );
+    browser.screenshot("journey-06a-secret-error").await?;
+    // Replace the value: the same.
+    let new_value = "tok_live_0a1b2c3d4e5f60718293";
+    browser.click_on(&tid("secret-update"), UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("secret-new-value"), new_value, UI_TIMEOUT)
+        .await?;
+    browser
+        .click_on(&tid("secret-update-save"), UI_TIMEOUT)
+        .await?;
+    browser.wait_for(&tid("secret-saved"), UI_TIMEOUT).await?;
+    browser
+        .wait_gone(&tid("secret-new-value"), UI_TIMEOUT)
+        .await?;
+    assert_not_in_page(browser, new_value).await?;
+    assert_not_in_page(browser, value).await?;
+    browser.screenshot("journey-06-secrets").await?;
+
+    // Webhooks: create one; its signing secret shows once.
+    browser.click_on(&tid("nav-webhooks"), UI_TIMEOUT).await?;
+    browser.wait_for(&tid("webhooks-empty"), UI_TIMEOUT).await?;
+    browser.click_on(&tid("webhook-new"), UI_TIMEOUT).await?;
+    browser.click_on(&tid("webhook-create"), UI_TIMEOUT).await?;
+    let secret = browser
+        .wait_for_text(&tid("shown-once-value"), UI_TIMEOUT, |t| {
+            t.starts_with("whsec_")
+        })
+        .await?;
+    let url = browser
+        .wait_for(&tid("webhook-url"), UI_TIMEOUT)
+        .await?
+        .text()
+        .await?;
+    ensure!(url.contains("/hooks/wh_"), "webhook URL {url:?}");
+    let scheme = browser
+        .find(By::Css(tid("webhook-scheme-label")))
+        .await?
+        .text()
+        .await?;
+    ensure!(scheme == "standard_webhooks", "scheme {scheme:?}");
+    browser.screenshot("journey-07-webhook-secret").await?;
+    browser
+        .click_on(&tid("shown-once-dismiss"), UI_TIMEOUT)
+        .await?;
+    browser.wait_gone(&tid("shown-once"), UI_TIMEOUT).await?;
+    assert_not_in_page(browser, &secret).await?;
+
+    // Edit the rate limit in place.
+    browser
+        .click_on(&tid("webhook-edit-rate"), UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("webhook-rate-input"), "5", UI_TIMEOUT)
+        .await?;
+    browser
+        .fill(&tid("webhook-burst-input"), "10", UI_TIMEOUT)
+        .await?;
+    browser
+        .click_on(&tid("webhook-rate-save"), UI_TIMEOUT)
+        .await?;
+    browser
+        .wait_for_text(&tid("webhook-rate-label"), UI_TIMEOUT, |t| {
+            t == "5/s, burst 10"
+        })
+        .await?;
+
+    // Test send: the workflow is unpublished, so its endpoint refuses
+    // (409), and the refusal is in the delivery log.
+    browser.click_on(&tid("webhook-test"), UI_TIMEOUT).await?;
+    let outcome = browser
+        .wait_for_text(&tid("webhook-test-outcome"), UI_TIMEOUT, |t| !t.is_empty())
+        .await?;
+    ensure!(
+        outcome.contains("answered HTTP 409"),
+        "test outcome: {outcome}"
+    );
+    browser
+        .wait_for_text(&tid("delivery-row"), UI_TIMEOUT, |t| {
+            t.contains("not_published") && t.contains("409")
+        })
+        .await?;
+    browser
+        .find(By::Css(tid("delivery-log")))
+        .await?
+        .scroll_into_view()
+        .await?;
+    browser.screenshot("journey-08-webhook-deliveries").await?;
+
+    // Rotating shows the new secret once.
+    browser.click_on(&tid("webhook-rotate"), UI_TIMEOUT).await?;
+    let rotated = browser
+        .wait_for_text(&tid("shown-once-value"), UI_TIMEOUT, |t| {
+            t.starts_with("whsec_")
+        })
+        .await?;
+    ensure!(rotated != secret, "rotation returned the same secret");
+    browser
+        .click_on(&tid("shown-once-dismiss"), UI_TIMEOUT)
+        .await?;
+    browser.wait_gone(&tid("shown-once"), UI_TIMEOUT).await?;
+
+    // Settings: the owner is a member; an API key shows once.
+    browser.click_on(&tid("nav-settings"), UI_TIMEOUT).await?;
+    browser
+        .wait_for_text(&tid("member-row"), UI_TIMEOUT, |t| {
+            t.contains(email) && t.contains("owner")
+        })
+        .await?;
+    browser
+        .fill(&tid("api-key-name"), "CI deploy", UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("api-key-create"), UI_TIMEOUT).await?;
+    browser
+        .wait_for(&tid("shown-once-value"), UI_TIMEOUT)
+        .await?;
+    browser
+        .wait_for_text(&tid("api-key-row"), UI_TIMEOUT, |t| t.contains("CI deploy"))
+        .await?;
+    browser.screenshot("journey-09-settings").await?;
+    browser
+        .click_on(&tid("shown-once-dismiss"), UI_TIMEOUT)
+        .await?;
+
+    // Sign out: the session is gone and pages send us to sign in.
+    browser.click_on(&tid("sign-out"), UI_TIMEOUT).await?;
+    browser.wait_for_path("/signin", UI_TIMEOUT).await?;
+    ensure!(
+        browser.eval(STORED_SESSION).await?.is_null(),
+        "session kept after signing out"
+    );
+    browser.goto(&format!("{base_url}/secrets")).await?;
+    browser.wait_for_path("/signin", READY_TIMEOUT).await?;
+
+    // Sign back in: back to the page we wanted, in the remembered project.
+    browser.fill(&tid("auth-email"), email, UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("auth-password"), PASSWORD, UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("auth-submit"), UI_TIMEOUT).await?;
+    browser.wait_for_path("/secrets", UI_TIMEOUT).await?;
+    browser
+        .wait_for_text(&tid("secret-name"), UI_TIMEOUT, |t| t == "API_TOKEN")
+        .await?;
+
+    // A reload stays signed in.
+    browser.refresh().await?;
+    browser
+        .wait_for_text(&tid("secret-name"), READY_TIMEOUT, |t| t == "API_TOKEN")
+        .await?;
+    ensure!(
+        browser.location().await? == "/secrets",
+        "the reload left /secrets"
+    );
+
+    // An expired access token is renewed with the refresh token.
+    browser
+        .eval(
+            "const s = JSON.parse(localStorage.getItem('meshhook.session'));\
+             s.access_token = 'expired.token.value';\
+             localStorage.setItem('meshhook.session', JSON.stringify(s)); return null;",
+        )
+        .await?;
+    browser.refresh().await?;
+    browser
+        .wait_for_text(&tid("secret-name"), READY_TIMEOUT, |t| t == "API_TOKEN")
+        .await?;
+    let token = browser
+        .eval("return JSON.parse(localStorage.getItem('meshhook.session')).access_token;")
+        .await?;
+    ensure!(
+        token.as_str().is_some_and(|t| t != "expired.token.value"),
+        "the access token was not renewed: {token}"
+    );
+
+    // A phone in dark mode: the workflows list fits.
+    toggle_theme(browser).await?;
+    browser
+        .wait_for_eval(THEME, &json!("dark"), UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("nav-workflows"), UI_TIMEOUT).await?;
+    wait_rows(browser, "workflow-row", 1).await?;
+    narrow(browser).await?;
+    browser
+        .screenshot("journey-10-narrow-dark-workflows")
+        .await?;
+    browser.click_on(&tid("nav-webhooks"), UI_TIMEOUT).await?;
+    browser.wait_for(&tid("webhook-card"), UI_TIMEOUT).await?;
+    fits(browser).await?;
+    browser
+        .screenshot("journey-11-narrow-dark-webhooks")
+        .await?;
+    Ok(())
+}
+
+/// Fills the sign-up form on `/signup` and submits it.
+async fn sign_up(browser: &Browser, email: &str) -> Result<()> {
+    browser.fill(&tid("auth-email"), email, UI_TIMEOUT).await?;
+    browser
+        .fill(&tid("auth-password"), PASSWORD, UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("auth-submit"), UI_TIMEOUT).await
+}
+
+/// Creates a workflow from the list page and waits for its page.
+async fn create_workflow(browser: &Browser, name: &str) -> Result<()> {
+    browser
+        .fill(&tid("workflow-new-name"), name, UI_TIMEOUT)
+        .await?;
+    browser
+        .click_on(&tid("workflow-create"), UI_TIMEOUT)
+        .await?;
+    browser
+        .wait_for_text(&tid("page-title"), UI_TIMEOUT, |t| t == name)
+        .await
+        .with_context(|| format!("opening the new workflow {name:?}"))?;
+    let path = browser.location().await?;
+    ensure!(path.starts_with("/workflows/"), "after creating: {path}");
+    Ok(())
+}
+
+/// The workflow list's row whose name is `name`.
+async fn workflow_row(browser: &Browser, name: &str) -> Result<WebElement> {
+    for row in browser.find_all(By::Css(tid("workflow-row"))).await? {
+        if row
+            .find(By::Css(tid("workflow-name")))
+            .await?
+            .text()
+            .await?
+            == name
+        {
+            return Ok(row);
+        }
+    }
+    anyhow::bail!("no workflow row named {name:?}")
+}
+
+/// Waits until exactly `n` elements `[data-testid=<id>]` are on the page.
+async fn wait_rows(browser: &Browser, id: &str, n: usize) -> Result<()> {
+    browser
+        .wait_for_eval(
+            &format!("return document.querySelectorAll('[data-testid={id}]').length;"),
+            &json!(n),
+            UI_TIMEOUT,
+        )
+        .await
+}
+
+async fn assert_not_in_page(browser: &Browser, secret: &str) -> Result<()> {
+    let html = browser.eval(PAGE_HTML).await?;
+    let html = html.as_str().context("outerHTML is not a string")?;
+    ensure!(!html.contains(secret), "the page's HTML contains a secret");
+    Ok(())
+}
+
+/// Shrinks the window to the phone width and checks nothing overflows.
+async fn narrow(browser: &Browser) -> Result<()> {
+    browser.set_window_rect(0, 0, NARROW, 800).await?;
+    browser
+        .wait_for_eval("return window.innerWidth;", &json!(NARROW), UI_TIMEOUT)
+        .await
+        .context("the window did not shrink to the phone width")?;
+    fits(browser).await
+}
+
+/// Nothing overflows the viewport horizontally.
+async fn fits(browser: &Browser) -> Result<()> {
+    let width = browser
+        .eval("return window.innerWidth;")
+        .await?
+        .as_u64()
+        .context("innerWidth is not a number")?;
+    let scroll_width = browser
+        .eval("return document.documentElement.scrollWidth;")
+        .await?
+        .as_u64()
+        .context("scrollWidth is not a number")?;
+    ensure!(
+        scroll_width <= width,
+        "page is {scroll_width} px wide at a {width} px viewport"
+    );
+    Ok(())
+}
+
 /// Waits until the readiness card says the database is ready.
 async fn wait_until_ready(browser: &Browser) -> Result<()> {
     browser
-        .wait_for_text("[data-testid=readiness]", READY_TIMEOUT, |text| {
+        .wait_for_text(&tid("readiness"), READY_TIMEOUT, |text| {
             text.contains("Database ready")
         })
         .await?;
     let state = browser
-        .find(By::Css("[data-testid=readiness]"))
+        .find(By::Css(tid("readiness")))
         .await?
         .attr("data-state")
         .await?;
@@ -149,10 +622,5 @@ async fn wait_until_ready(browser: &Browser) -> Result<()> {
 }
 
 async fn toggle_theme(browser: &Browser) -> Result<()> {
-    browser
-        .find(By::Css("[data-testid=theme-toggle]"))
-        .await?
-        .click()
-        .await?;
-    Ok(())
+    browser.click_on(&tid("theme-toggle"), UI_TIMEOUT).await
 }

@@ -1,5 +1,13 @@
 //! One module per route.
 
+pub mod auth_layout;
 pub mod not_found;
 pub mod overview;
 pub mod placeholder;
+pub mod secrets;
+pub mod settings;
+pub mod sign_in;
+pub mod sign_up;
+pub mod webhooks;
+pub mod workflow;
+pub mod workflows;

@@ -1,0 +1,56 @@
+//! The frame of the sign-in and sign-up pages (no navigation: the visitor
+//! is signed out), and their redirect once signed in.
+
+use leptos::prelude::*;
+use leptos_router::NavigateOptions;
+use leptos_router::hooks::use_navigate;
+
+use crate::app::{Logo, ThemeSwitch};
+use crate::session::{self, use_auth};
+
+/// Centered card with the brand and the theme switch.
+#[component]
+pub fn AuthLayout(
+    /// Page heading.
+    title: &'static str,
+    /// One line under it.
+    lead: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="auth-page">
+            <header class="auth-top" data-testid="app-header">
+                <span class="brand">
+                    <Logo/>
+                    <span class="brand-name">"MeshHook"</span>
+                </span>
+                <ThemeSwitch/>
+            </header>
+            <main class="auth-main">
+                <section class="card auth-card">
+                    <h1 data-testid="page-title">{title}</h1>
+                    <p class="page-lead">{lead}</p>
+                    {children()}
+                </section>
+            </main>
+        </div>
+    }
+}
+
+/// Sends a signed-in visitor on to `?next=` (or `/`): at once when they
+/// arrive signed in, else as soon as signing in succeeds.
+pub fn leave_when_signed_in() {
+    let auth = use_auth();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if auth.signed_in() {
+            navigate(
+                &session::next_page(),
+                NavigateOptions {
+                    replace: true,
+                    ..NavigateOptions::default()
+                },
+            );
+        }
+    });
+}
