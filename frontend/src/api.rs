@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod projects;
+pub mod runs;
 pub mod secrets;
 pub mod webhooks;
 pub mod workflows;

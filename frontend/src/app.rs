@@ -14,9 +14,16 @@ use crate::api;
 use crate::components::project_switcher::ProjectSwitcher;
 use crate::components::theme_toggle::ThemeToggle;
 use crate::pages::{
-    not_found::NotFound, overview::Overview, placeholder::Placeholder, secrets::Secrets,
-    settings::Settings, sign_in::SignIn, sign_up::SignUp, webhooks::Webhooks,
-    workflow::WorkflowPage, workflows::Workflows,
+    not_found::NotFound,
+    overview::Overview,
+    runs::{RunPage, Runs},
+    secrets::Secrets,
+    settings::Settings,
+    sign_in::SignIn,
+    sign_up::SignUp,
+    webhooks::Webhooks,
+    workflow::WorkflowPage,
+    workflows::Workflows,
 };
 use crate::project::Projects;
 use crate::session::{self, Auth, use_auth};
@@ -73,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workflows") view=Workflows/>
                     <Route path=path!("/workflows/:id") view=WorkflowPage/>
                     <Route path=path!("/runs") view=Runs/>
+                    <Route path=path!("/runs/:id") view=RunPage/>
                     <Route path=path!("/webhooks") view=Webhooks/>
                     <Route path=path!("/secrets") view=Secrets/>
                     <Route path=path!("/settings") view=Settings/>
@@ -218,17 +226,6 @@ fn SignedIn() -> impl IntoView {
                 <Outlet/>
             </main>
         </div>
-    }
-}
-
-/// `/runs`: the run console is built separately.
-#[component]
-fn Runs() -> impl IntoView {
-    view! {
-        <Placeholder
-            title="Runs"
-            summary="Follow runs live, inspect every step's input and output, resume or cancel."
-        />
     }
 }
 

@@ -624,3 +624,165 @@ async fn wait_until_ready(browser: &Browser) -> Result<()> {
 async fn toggle_theme(browser: &Browser) -> Result<()> {
     browser.click_on(&tid("theme-toggle"), UI_TIMEOUT).await
 }
+
+/// The run pages: a test run started through the API appears in the run
+/// list; its page shows the steps, the output and the event log; a failed
+/// run is resumed from a step and the new run opens.
+#[tokio::test]
+async fn runs_list_and_run_page_show_steps_events_and_resume() -> Result<()> {
+    let server = meshhook_system_tests::spawn_dev().await?;
+    let browser = Browser::launch().await?;
+    let outcome = runs_pages(&browser, &server.base_url).await;
+    if outcome.is_err() {
+        let _ = browser.screenshot("runs-failure").await;
+    }
+    browser.quit().await?;
+    outcome
+}
+
+async fn runs_pages(browser: &Browser, base: &str) -> Result<()> {
+    let http = reqwest::Client::new();
+    let auth: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"email": "runs@example.com", "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = auth["access_token"]
+        .as_str()
+        .context("signed up")?
+        .to_owned();
+    let call = |method: reqwest::Method, path: String, body: serde_json::Value| {
+        let (http, token, base) = (http.clone(), token.clone(), base.to_owned());
+        async move {
+            let res = http
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await?;
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            ensure!(status.is_success(), "{path}: {status} {body}");
+            Ok::<_, anyhow::Error>(body)
+        }
+    };
+    let project = call(
+        reqwest::Method::POST,
+        "/api/v1/projects".into(),
+        json!({"name": "Runs"}),
+    )
+    .await?;
+    let pid = project["id"].as_str().context("project id")?.to_owned();
+    // Fails when the payload says so: `pick` passes, `check` decides.
+    let definition = json!({
+        "nodes": [
+            {"id": "pick", "type": "transform", "config": {"expression": "{ok: trigger.body.ok}"}},
+            {"id": "check", "type": "branch", "config": {"condition": "steps.pick.ok"}},
+            {"id": "done", "type": "terminate", "config": {"status": "succeeded", "output": "{greeting: 'hello'}"}},
+            {"id": "fail", "type": "terminate", "config": {"status": "failed", "output": "{why: 'not ok'}"}}
+        ],
+        "edges": [
+            {"from": "pick", "to": "check"},
+            {"from": "check", "to": "done", "label": "true"},
+            {"from": "check", "to": "fail", "label": "false"}
+        ]
+    });
+    let wf = call(
+        reqwest::Method::POST,
+        format!("/api/v1/projects/{pid}/workflows"),
+        json!({"name": "greeter", "definition": definition}),
+    )
+    .await?;
+    let wid = wf["id"].as_str().context("workflow id")?.to_owned();
+    let ok = call(
+        reqwest::Method::POST,
+        format!("/api/v1/workflows/{wid}/test-runs"),
+        json!({"payload": {"ok": true}}),
+    )
+    .await?;
+    let ok_run = ok["run_id"].as_str().context("run id")?.to_owned();
+    let bad = call(
+        reqwest::Method::POST,
+        format!("/api/v1/workflows/{wid}/test-runs"),
+        json!({"payload": {"ok": false}}),
+    )
+    .await?;
+    let bad_run = bad["run_id"].as_str().context("run id")?.to_owned();
+
+    // Signed in as that user (the SPA's stored session).
+    browser.goto(&format!("{base}/signin")).await?;
+    browser
+        .eval(&format!(
+            "window.localStorage.setItem('meshhook.session', JSON.stringify({})); return true;",
+            json!({"access_token": auth["access_token"], "refresh_token": auth["refresh_token"], "user": auth["user"]})
+        ))
+        .await?;
+    browser.goto(&format!("{base}/runs")).await?;
+    browser.wait_for(&tid("run-table"), READY_TIMEOUT).await?;
+    browser
+        .wait_for_eval(
+            "return document.querySelectorAll('[data-testid=run-row]').length;",
+            &json!(2),
+            UI_TIMEOUT,
+        )
+        .await
+        .context("both runs listed")?;
+    browser.screenshot("runs-01-list").await?;
+
+    // The succeeded run: steps, output, event log.
+    browser.goto(&format!("{base}/runs/{ok_run}")).await?;
+    browser
+        .wait_for_text(&tid("run-status"), READY_TIMEOUT, |t| t == "succeeded")
+        .await?;
+    let steps = browser
+        .eval("return [...document.querySelectorAll('[data-testid=step-row]')].map(r => r.innerText).join('|');")
+        .await?;
+    let steps = steps.as_str().unwrap_or_default().to_owned();
+    ensure!(
+        steps.contains("pick") && steps.contains("done"),
+        "steps: {steps}"
+    );
+    browser
+        .wait_for_text(&tid("run-output"), UI_TIMEOUT, |t| t.contains("hello"))
+        .await?;
+    let events = browser
+        .eval("return [...document.querySelectorAll('[data-testid=event]')].map(e => e.innerText).join('|');")
+        .await?;
+    let events = events.as_str().unwrap_or_default().to_owned();
+    ensure!(
+        events.contains("run_created") && events.contains("run_succeeded"),
+        "event log: {events}"
+    );
+    browser.screenshot("runs-02-succeeded").await?;
+
+    // The failed run: resume it from `pick`; the new run opens.
+    browser.goto(&format!("{base}/runs/{bad_run}")).await?;
+    browser
+        .wait_for_text(&tid("run-status"), READY_TIMEOUT, |t| t == "failed")
+        .await?;
+    browser
+        .eval("const s = document.querySelector('[data-testid=run-resume-node]'); s.value = 'pick'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;")
+        .await?;
+    browser.click_on(&tid("run-resume"), UI_TIMEOUT).await?;
+    browser
+        .wait_for_eval(
+            &format!("return window.location.pathname.startsWith('/runs/') && !window.location.pathname.endsWith('{bad_run}');"),
+            &json!(true),
+            UI_TIMEOUT,
+        )
+        .await
+        .context("the resumed run opens")?;
+    browser
+        .wait_for_text(&tid("run-status"), READY_TIMEOUT, |t| {
+            t == "failed" || t == "succeeded"
+        })
+        .await?;
+    let parent = browser
+        .eval("return document.body.innerText.includes('Resumed from');")
+        .await?;
+    ensure!(parent == json!(true), "the new run links its parent");
+    browser.screenshot("runs-03-resumed").await?;
+    Ok(())
+}

@@ -3,7 +3,7 @@
 pub mod auth_layout;
 pub mod not_found;
 pub mod overview;
-pub mod placeholder;
+pub mod runs;
 pub mod secrets;
 pub mod settings;
 pub mod sign_in;

@@ -1,0 +1,175 @@
+//! Runs: the project's run list, one run with its steps, its event log,
+//! and the actions on it (cancel, resume from a step).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Error, get, post};
+
+/// One row of the run list.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub workflow_id: String,
+    pub version: Option<i32>,
+    pub status: String,
+    pub trigger_kind: String,
+    pub parent_run_id: Option<String>,
+    pub error: Option<Value>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// A page of the run list.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct RunPage {
+    pub items: Vec<RunSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// One step of a run.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Step {
+    pub node_id: String,
+    pub status: String,
+    pub attempts: u32,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// A run in full.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub project_id: String,
+    pub workflow_id: String,
+    pub version: Option<i32>,
+    pub status: String,
+    pub trigger_kind: String,
+    pub trigger: Value,
+    pub output: Option<Value>,
+    pub error: Option<Value>,
+    pub parent_run_id: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+impl Run {
+    /// Whether the run can still change (cancel makes sense).
+    pub fn is_open(&self) -> bool {
+        is_open(&self.status)
+    }
+}
+
+/// Whether a run in `status` can still change.
+pub fn is_open(status: &str) -> bool {
+    matches!(status, "queued" | "running" | "waiting")
+}
+
+/// The badge class of a run or step status.
+pub fn badge(status: &str) -> &'static str {
+    match status {
+        "succeeded" => "badge badge-ok",
+        "failed" | "cancelled" => "badge badge-error",
+        "running" | "retrying" | "waiting" | "queued" => "badge badge-off",
+        _ => "badge",
+    }
+}
+
+/// One event of a run's log.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Event {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub data: Value,
+    pub at: String,
+}
+
+/// The list's query string for the given filters.
+pub fn list_query(status: &str, cursor: Option<&str>) -> String {
+    let mut q = vec!["limit=25".to_owned()];
+    if !status.is_empty() {
+        q.push(format!("status={status}"));
+    }
+    if let Some(c) = cursor {
+        q.push(format!("cursor={}", encode(c)));
+    }
+    q.join("&")
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /api/v1/projects/{pid}/runs`.
+pub async fn list(project: &str, status: &str, cursor: Option<&str>) -> Result<RunPage, Error> {
+    get(&format!(
+        "/api/v1/projects/{project}/runs?{}",
+        list_query(status, cursor)
+    ))
+    .await
+}
+
+/// `GET /api/v1/runs/{id}`.
+pub async fn fetch(id: &str) -> Result<Run, Error> {
+    get(&format!("/api/v1/runs/{id}")).await
+}
+
+/// `GET /api/v1/runs/{id}/events`.
+pub async fn events(id: &str) -> Result<Vec<Event>, Error> {
+    get(&format!("/api/v1/runs/{id}/events")).await
+}
+
+/// `POST /api/v1/runs/{id}/cancel`.
+pub async fn cancel(id: &str) -> Result<Value, Error> {
+    post(&format!("/api/v1/runs/{id}/cancel"), &json!({})).await
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct Started {
+    run_id: String,
+}
+
+/// `POST /api/v1/runs/{id}/resume` from `node`: the new run's id.
+pub async fn resume(id: &str, node: &str) -> Result<String, Error> {
+    let s: Started = post(
+        &format!("/api/v1/runs/{id}/resume"),
+        &json!({ "from_node": node }),
+    )
+    .await?;
+    Ok(s.run_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_encodes_filters_and_cursor() {
+        assert_eq!(list_query("", None), "limit=25");
+        assert_eq!(
+            list_query("failed", Some("a+b/c=")),
+            "limit=25&status=failed&cursor=a%2Bb%2Fc%3D"
+        );
+    }
+
+    #[test]
+    fn badges_and_openness() {
+        assert_eq!(badge("succeeded"), "badge badge-ok");
+        assert_eq!(badge("failed"), "badge badge-error");
+        assert_eq!(badge("waiting"), "badge badge-off");
+        assert!(is_open("queued") && !is_open("cancelled"));
+    }
+}
