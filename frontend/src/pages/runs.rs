@@ -80,7 +80,7 @@ fn RunList(project: Project) -> impl IntoView {
                             </tr></thead>
                             <tbody>
                                 {p.items.into_iter().map(|r| {
-                                    let short = r.id.chars().take(8).collect::<String>();
+                                    let short = short_id(&r.id);
                                     view! {
                                         <tr data-testid="run-row">
                                             <td data-label="Run"><A href=format!("/runs/{}", r.id)><code>{short}</code></A></td>
@@ -105,6 +105,13 @@ fn RunList(project: Project) -> impl IntoView {
             }}
         </section>
     }
+}
+
+/// The random tail of a run id (UUIDv7 ids start with their time, so
+/// runs made together share their first characters).
+fn short_id(id: &str) -> String {
+    let tail: String = id.chars().rev().take(12).collect();
+    tail.chars().rev().collect()
 }
 
 fn pretty(v: &serde_json::Value) -> String {
@@ -193,7 +200,7 @@ pub fn RunPage() -> impl IntoView {
                 let nodes: Vec<String> = r.steps.iter().map(|s| s.node_id.clone()).collect();
                 view! {
                     <div class="page-header page-header-row">
-                        <h1 data-testid="page-title">"Run " <code>{r.id.chars().take(8).collect::<String>()}</code></h1>
+                        <h1 data-testid="page-title">"Run " <code title=r.id.clone()>{short_id(&r.id)}</code></h1>
                         <span class=runs::badge(&r.status) data-testid="run-status">{r.status.clone()}</span>
                     </div>
                     <section class="card">
@@ -204,7 +211,7 @@ pub fn RunPage() -> impl IntoView {
                             <div><dt>"Started"</dt><dd>{format::local(&r.created_at)}</dd></div>
                             <div><dt>"Finished"</dt><dd>{r.finished_at.as_deref().map_or_else(|| "–".to_owned(), format::local)}</dd></div>
                             {r.parent_run_id.clone().map(|p| view! {
-                                <div><dt>"Resumed from"</dt><dd><A href=format!("/runs/{p}")><code>{p.chars().take(8).collect::<String>()}</code></A></dd></div>
+                                <div><dt>"Resumed from"</dt><dd><A href=format!("/runs/{p}")><code>{short_id(&p)}</code></A></dd></div>
                             })}
                         </dl>
                         <div class="button-row">
