@@ -774,15 +774,22 @@ async fn runs_pages(browser: &Browser, base: &str) -> Result<()> {
         )
         .await
         .context("the resumed run opens")?;
+    // The new run's page (not the old one still on screen) links its parent.
+    browser
+        .wait_for_eval(
+            &format!(
+                "return document.body.innerText.toLowerCase().includes('resumed from') && !!document.querySelector('a[href=\"/runs/{bad_run}\"]');"
+            ),
+            &json!(true),
+            READY_TIMEOUT,
+        )
+        .await
+        .context("the new run links its parent")?;
     browser
         .wait_for_text(&tid("run-status"), READY_TIMEOUT, |t| {
             t == "failed" || t == "succeeded"
         })
         .await?;
-    let parent = browser
-        .eval("return document.body.innerText.includes('Resumed from');")
-        .await?;
-    ensure!(parent == json!(true), "the new run links its parent");
     browser.screenshot("runs-03-resumed").await?;
     Ok(())
 }
