@@ -14,6 +14,7 @@ use crate::api;
 use crate::components::project_switcher::ProjectSwitcher;
 use crate::components::theme_toggle::ThemeToggle;
 use crate::pages::{
+    dead_letter::DeadLetter,
     not_found::NotFound,
     overview::Overview,
     runs::{RunPage, Runs},
@@ -81,6 +82,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workflows/:id") view=WorkflowPage/>
                     <Route path=path!("/runs") view=Runs/>
                     <Route path=path!("/runs/:id") view=RunPage/>
+                    <Route path=path!("/dead-letter") view=DeadLetter/>
                     <Route path=path!("/webhooks") view=Webhooks/>
                     <Route path=path!("/secrets") view=Secrets/>
                     <Route path=path!("/settings") view=Settings/>

@@ -791,5 +791,51 @@ async fn runs_pages(browser: &Browser, base: &str) -> Result<()> {
         })
         .await?;
     browser.screenshot("runs-03-resumed").await?;
+
+    // Dead letters: both failed runs, resumed together from their failed step.
+    browser.goto(&format!("{base}/runs")).await?;
+    browser
+        .click_on(&tid("to-dead-letter"), READY_TIMEOUT)
+        .await?;
+    browser.wait_for_path("/dead-letter", UI_TIMEOUT).await?;
+    browser
+        .wait_for_eval(
+            "return document.querySelectorAll('[data-testid=dead-letter-row]').length;",
+            &json!(2),
+            READY_TIMEOUT,
+        )
+        .await
+        .context("both failed runs are dead letters")?;
+    let text = browser
+        .eval("return document.querySelector('[data-testid=dead-letter-table]').innerText;")
+        .await?;
+    let text = text.as_str().unwrap_or_default().to_owned();
+    ensure!(text.contains("fail"), "the failed step is named: {text}");
+    browser
+        .click_on(&tid("dead-letter-select-all"), UI_TIMEOUT)
+        .await?;
+    browser
+        .click_on(&tid("dead-letter-resume"), UI_TIMEOUT)
+        .await?;
+    browser
+        .wait_for_text(&tid("dead-letter-outcome"), READY_TIMEOUT, |t| {
+            t.starts_with("Resumed 2 of 2")
+        })
+        .await?;
+    browser.screenshot("runs-04-dead-letters").await?;
+    let all: serde_json::Value = call(
+        reqwest::Method::GET,
+        format!("/api/v1/projects/{pid}/runs?limit=50"),
+        json!(null),
+    )
+    .await?;
+    let resumes = all["items"]
+        .as_array()
+        .map(|a| a.iter().filter(|r| r["trigger_kind"] == "resume").count())
+        .unwrap_or(0);
+    ensure!(
+        resumes == 3,
+        "one resume from the run page, two from dead letters: {all}"
+    );
     Ok(())
 }

@@ -152,6 +152,23 @@ pub async fn resume(id: &str, node: &str) -> Result<String, Error> {
     Ok(s.run_id)
 }
 
+/// A failed run, as the dead-letter list shows it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct DeadLetter {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub version: Option<i32>,
+    pub reason: Option<String>,
+    pub last_step: Option<String>,
+    pub failed_at: Option<String>,
+    pub created_at: String,
+}
+
+/// `GET /api/v1/projects/{pid}/dead-letter`.
+pub async fn dead_letters(project: &str) -> Result<Vec<DeadLetter>, Error> {
+    get(&format!("/api/v1/projects/{project}/dead-letter?limit=200")).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! One module per route.
 
 pub mod auth_layout;
+pub mod dead_letter;
 pub mod not_found;
 pub mod overview;
 pub mod runs;

@@ -58,10 +58,15 @@ fn RunList(project: Project) -> impl IntoView {
                         {STATUSES.map(|s| view! { <option value=s>{s}</option> }).collect_view()}
                     </select>
                 </label>
-                <button class="button button-secondary button-small" data-testid="runs-refresh"
-                    on:click=move |_| page.refetch()>
-                    "Refresh"
-                </button>
+                <div class="button-row">
+                    <A href="/dead-letter" attr:class="button button-secondary button-small" attr:data-testid="to-dead-letter">
+                        "Dead letters"
+                    </A>
+                    <button class="button button-secondary button-small" data-testid="runs-refresh"
+                        on:click=move |_| page.refetch()>
+                        "Refresh"
+                    </button>
+                </div>
             </div>
             {move || match page.get() {
                 None => view! { <Loading label="Loading runs…"/> }.into_any(),
