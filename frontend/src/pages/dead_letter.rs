@@ -111,7 +111,7 @@ fn DeadLetterList(project: Project) -> impl IntoView {
                                                         selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
                                                     }/>
                                             </td>
-                                            <td data-label="Run"><A href=format!("/runs/{}", d.run_id)><code>{d.run_id.chars().rev().take(12).collect::<String>().chars().rev().collect::<String>()}</code></A></td>
+                                            <td data-label="Run"><A href=format!("/runs/{}", d.run_id)><code>{super::runs::short_id(&d.run_id)}</code></A></td>
                                             <td data-label="Failed step"><code>{d.last_step.clone().unwrap_or_else(|| "–".into())}</code></td>
                                             <td data-label="Reason">{d.reason.clone().unwrap_or_default()}</td>
                                             <td data-label="Failed">{d.failed_at.as_deref().map_or_else(|| "–".to_owned(), format::relative)}</td>

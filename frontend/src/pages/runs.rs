@@ -114,7 +114,7 @@ fn RunList(project: Project) -> impl IntoView {
 
 /// The random tail of a run id (UUIDv7 ids start with their time, so
 /// runs made together share their first characters).
-fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     let tail: String = id.chars().rev().take(12).collect();
     tail.chars().rev().collect()
 }

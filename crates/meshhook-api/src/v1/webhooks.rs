@@ -4,8 +4,6 @@
 //! the create and rotate answers, stored sealed by the vault, and never
 //! returned again. Every change is an audit row (never with a secret).
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -18,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::secrets::keyring;
 use crate::Context;
 use crate::access::{Role, Session};
 use crate::auth::Caller;
@@ -188,13 +187,6 @@ pub struct TestOut {
     pub status: u16,
     /// The ingress's answer (JSON, or text).
     pub body: Value,
-}
-
-fn keyring(ctx: &Context) -> Result<Arc<Keyring>, Error> {
-    ctx.settings
-        .keyring
-        .clone()
-        .ok_or_else(|| Error::unavailable("the secrets vault is not configured (MESHHOOK_KEK)"))
 }
 
 fn base_url(ctx: &Context) -> String {
