@@ -120,6 +120,21 @@ pub struct EventRow {
     pub at: DateTime<Utc>,
 }
 
+/// The seq of `run_id`'s last event recorded before `before` (0 if none).
+pub async fn last_seq_before(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(max(seq), 0)::bigint FROM meshhook.events WHERE run_id = $1 AND at < $2",
+    )
+    .bind(run_id)
+    .bind(before)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// The run's events with `seq > after`, in order, at most `limit`.
 pub async fn events(
     conn: &mut PgConnection,

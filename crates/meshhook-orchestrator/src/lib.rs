@@ -327,7 +327,11 @@ pub async fn advance_many(
     run_ids: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, Pass>, Error> {
     let rows = runs::lock_many(tx, run_ids).await?;
-    let now = Utc::now();
+    // The time decisions are made at is stored as each event's `at`, which
+    // PostgreSQL keeps to the microsecond: decide with exactly that time, so
+    // a replay (which decides again at the recorded `at`) computes the same
+    // deadlines and delay ends to the nanosecond.
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     let mut passes = std::collections::HashMap::with_capacity(rows.len());
     let mut ready = Vec::with_capacity(rows.len());
     for run in rows {

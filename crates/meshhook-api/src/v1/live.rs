@@ -357,17 +357,25 @@ async fn stream_project(ctx: &Context, mut socket: WebSocket, feed: &Feed, proje
     /// Runs whose position is remembered (then forgotten all at once).
     const KNOWN: usize = 10_000;
     let mut rx = feed.subscribe();
+    // Notices can arrive out of commit order (the ingest path notifies
+    // after its commit, asynchronously), so a run first heard of is read
+    // from its last event recorded before this socket connected (less a
+    // margin for transactions that began earlier and commit later), not
+    // from the notice's first seq: nothing appended since is skipped.
+    let connected = chrono::Utc::now() - chrono::Duration::seconds(2);
     let mut seen: HashMap<Uuid, i64> = HashMap::new();
     loop {
-        let work: Vec<(Uuid, i64)> = tokio::select! {
+        let work: Vec<(Uuid, Option<i64>)> = tokio::select! {
             notice = rx.recv() => match notice {
-                Ok(Notice::Appended { run_id, project_id: p, first_seq, last_seq }) if p == project_id => {
-                    let from = seen.get(&run_id).copied().unwrap_or(first_seq - 1);
-                    if last_seq > from { vec![(run_id, from)] } else { Vec::new() }
+                Ok(Notice::Appended { run_id, project_id: p, last_seq, .. }) if p == project_id => {
+                    match seen.get(&run_id).copied() {
+                        Some(from) if last_seq <= from => Vec::new(),
+                        from => vec![(run_id, from)],
+                    }
                 }
                 Ok(Notice::Appended { .. }) => Vec::new(),
                 Ok(Notice::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    seen.iter().map(|(r, s)| (*r, *s)).collect()
+                    seen.iter().map(|(r, s)| (*r, Some(*s))).collect()
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -382,7 +390,18 @@ async fn stream_project(ctx: &Context, mut socket: WebSocket, feed: &Feed, proje
                 return;
             }
         };
-        for (run_id, mut after) in work {
+        for (run_id, from) in work {
+            let mut after = match from {
+                Some(after) => after,
+                None => match start_of(ctx, run_id, connected).await {
+                    Ok(after) => after,
+                    Err(e) => {
+                        tracing::warn!(%run_id, error = ?e, "live feed: reading events failed");
+                        close(&mut socket, 1011, "reading events failed; reconnect".into()).await;
+                        return;
+                    }
+                },
+            };
             if !send_new(ctx, &mut socket, project_id, run_id, &mut after).await {
                 return;
             }
@@ -392,6 +411,17 @@ async fn stream_project(ctx: &Context, mut socket: WebSocket, feed: &Feed, proje
             seen.insert(run_id, after);
         }
     }
+}
+
+/// Where a project feed starts a run it first hears of: after the run's
+/// last event recorded before the socket connected.
+async fn start_of(
+    ctx: &Context,
+    run_id: Uuid,
+    connected: chrono::DateTime<chrono::Utc>,
+) -> Result<i64, Error> {
+    let mut conn = ctx.pool.acquire().await.map_err(Error::from)?;
+    Ok(run_views::last_seq_before(&mut conn, run_id, connected).await?)
 }
 
 /// One run's events as they are appended (websocket).
