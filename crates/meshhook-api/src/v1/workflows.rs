@@ -305,20 +305,44 @@ async fn delete_workflow(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Validates the draft: every problem with a JSON pointer (members).
+/// Body of `POST /api/v1/workflows/{id}/validate`: optional; without it the
+/// saved draft is checked.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ValidateIn {
+    /// A definition to check instead of the saved draft (the editor checks
+    /// unsaved changes this way).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub definition: Option<Value>,
+}
+
+/// Validates the draft, or the definition in the body: every problem with a
+/// JSON pointer (members).
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/validate", tag = "workflows",
     params(("id" = Uuid, Path, description = "workflow id")),
-    responses((status = 200, body = ValidationOut), (status = 404, body = ErrorBody)))]
+    request_body(content = Option<ValidateIn>, description = "optional: `{definition}` to check instead of the saved draft"),
+    responses((status = 200, body = ValidationOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn validate_workflow(
     State(ctx): State<Context>,
     caller: Caller,
     client: ClientInfo,
     Path(id): Path<Uuid>,
+    body: axum::body::Bytes,
 ) -> Result<Json<ValidationOut>, Error> {
+    let given = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let input: ValidateIn = crate::extract::parse(&body)?;
+        if let Some(d) = &input.definition {
+            check_definition(d)?;
+        }
+        input.definition
+    };
     let mut s = Session::begin(&ctx, caller, client).await?;
     let w = load(&mut s, id, Role::Viewer).await?;
     s.commit().await?;
-    let errors = match meshhook_core::validate::validate(&w.definition) {
+    let definition = given.as_ref().unwrap_or(&w.definition);
+    let errors = match meshhook_core::validate::validate(definition) {
         Ok(_) => Vec::new(),
         Err(found) => issues(found),
     };

@@ -59,6 +59,48 @@ async fn draft_validate_publish_versions_restore() {
         assert!(paths.contains(&p), "{p} in {paths:?}");
     }
 
+    // The editor checks unsaved changes: a definition in the body is
+    // checked instead of the saved draft, which stays as it was.
+    let unsaved = app
+        .post(
+            &format!("/api/v1/workflows/{wid}/validate"),
+            &u.token,
+            json!({"definition": {"nodes": [{"id": "a", "type": "transform", "config": {"expression": "trigger.body"}}], "edges": []}}),
+        )
+        .await;
+    assert_eq!(unsaved.status, StatusCode::OK, "{}", unsaved.text);
+    assert_eq!(unsaved.body["valid"], true, "{}", unsaved.text);
+    let bad = app
+        .post(
+            &format!("/api/v1/workflows/{wid}/validate"),
+            &u.token,
+            json!({"definition": {"nodes": [{"id": "a", "type": "transform", "config": {"expression": "trigger.["}}], "edges": []}}),
+        )
+        .await;
+    assert_eq!(bad.body["valid"], false, "{}", bad.text);
+    assert_eq!(bad.body["errors"][0]["path"], "/nodes/0/config/expression");
+    let not_object = app
+        .post(
+            &format!("/api/v1/workflows/{wid}/validate"),
+            &u.token,
+            json!({"definition": [1]}),
+        )
+        .await;
+    assert_eq!(
+        not_object.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        not_object.text
+    );
+    let still_draft = app
+        .post(
+            &format!("/api/v1/workflows/{wid}/validate"),
+            &u.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(still_draft.body["valid"], false);
+
     // Publishing it: 422 with the same pointers.
     let p = app
         .post(
