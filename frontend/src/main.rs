@@ -12,11 +12,13 @@ mod api;
 mod app;
 mod clipboard;
 mod components;
+mod editor;
 mod format;
 mod pages;
 mod project;
 mod session;
 mod theme;
+mod timeline;
 
 fn main() {
     leptos::mount::mount_to_body(app::App);

@@ -181,6 +181,12 @@ pub struct TestServer {
 
 /// Starts `meshhook dev` on a fresh database and waits for `/readyz`.
 pub async fn spawn_dev() -> anyhow::Result<TestServer> {
+    spawn_dev_with(&[]).await
+}
+
+/// [`spawn_dev`] with extra environment variables (e.g. an egress
+/// allowlist so `http_call` nodes may reach a stub on loopback).
+pub async fn spawn_dev_with(extra: &[(&str, &str)]) -> anyhow::Result<TestServer> {
     let db = TestDb::new().await;
     let data = TempDir::new("data");
     let data_dir = data.0.to_string_lossy().into_owned();
@@ -192,6 +198,7 @@ pub async fn spawn_dev() -> anyhow::Result<TestServer> {
     if let Some(spa) = &spa {
         env.push(("MESHHOOK_SPA_DIR", spa.as_str()));
     }
+    env.extend_from_slice(extra);
     let mut process = Process::start(&["dev"], &env)?;
     process
         .wait_ready("/readyz", Duration::from_secs(30))

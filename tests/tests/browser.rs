@@ -197,13 +197,9 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
         "switcher shows {project}"
     );
 
-    // Create a workflow: the editor placeholder opens on it.
+    // Create a workflow: the editor opens on its empty canvas.
     create_workflow(browser, "Order sync").await?;
-    browser
-        .wait_for_text(&tid("workflow-definition"), UI_TIMEOUT, |t| {
-            t.contains("\"nodes\"") && t.contains("\"edges\"")
-        })
-        .await?;
+    browser.wait_for(&tid("canvas-empty"), UI_TIMEOUT).await?;
     browser.screenshot("journey-03-workflow").await?;
     browser.click_on(&tid("nav-workflows"), UI_TIMEOUT).await?;
     create_workflow(browser, "Stripe refunds").await?;

@@ -152,6 +152,18 @@ pub async fn resume(id: &str, node: &str) -> Result<String, Error> {
     Ok(s.run_id)
 }
 
+/// The replay check's answer.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Replay {
+    pub deterministic: bool,
+    pub mismatches: Vec<String>,
+}
+
+/// `GET /api/v1/runs/{id}/replay`: re-runs every decision of the run's log.
+pub async fn replay(id: &str) -> Result<Replay, Error> {
+    get(&format!("/api/v1/runs/{id}/replay")).await
+}
+
 /// A failed run, as the dead-letter list shows it.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct DeadLetter {

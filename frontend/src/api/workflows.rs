@@ -67,3 +67,108 @@ pub async fn rename(id: &str, name: &str) -> Result<Workflow, Error> {
 pub async fn remove(id: &str) -> Result<(), Error> {
     delete(&format!("/api/v1/workflows/{id}")).await
 }
+
+/// One node type of the palette (`GET /api/v1/node-types`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct NodeType {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub description: String,
+    pub config_schema: Value,
+    /// `["default"]`, or `["true", "false"]` for branch.
+    pub outputs: Vec<String>,
+    #[serde(default)]
+    pub icon: String,
+}
+
+/// `GET /api/v1/node-types`.
+pub async fn node_types() -> Result<Vec<NodeType>, Error> {
+    get("/api/v1/node-types").await
+}
+
+/// `PUT /api/v1/workflows/{id}` with a new draft definition.
+pub async fn save(id: &str, definition: &Value) -> Result<Workflow, Error> {
+    put(
+        &format!("/api/v1/workflows/{id}"),
+        &json!({ "definition": definition }),
+    )
+    .await
+}
+
+/// One problem found by validation.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Issue {
+    /// JSON pointer into the definition (`/nodes/2/config/url`).
+    pub path: String,
+    pub message: String,
+}
+
+/// The answer of `POST /api/v1/workflows/{id}/validate`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Validation {
+    pub valid: bool,
+    pub errors: Vec<Issue>,
+}
+
+/// `POST /api/v1/workflows/{id}/validate` with an unsaved definition.
+pub async fn validate(id: &str, definition: &Value) -> Result<Validation, Error> {
+    post(
+        &format!("/api/v1/workflows/{id}/validate"),
+        &json!({ "definition": definition }),
+    )
+    .await
+}
+
+/// A published version.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Version {
+    pub version: i32,
+    pub created_at: String,
+    #[serde(default)]
+    pub definition: Option<Value>,
+}
+
+/// `POST /api/v1/workflows/{id}/publish`.
+pub async fn publish(id: &str) -> Result<Version, Error> {
+    post(&format!("/api/v1/workflows/{id}/publish"), &json!({})).await
+}
+
+/// `GET /api/v1/workflows/{id}/versions`, newest first.
+pub async fn versions(id: &str) -> Result<Vec<Version>, Error> {
+    let mut list: Vec<Version> = get(&format!("/api/v1/workflows/{id}/versions")).await?;
+    list.sort_by_key(|v| std::cmp::Reverse(v.version));
+    Ok(list)
+}
+
+/// `GET /api/v1/workflows/{id}/versions/{n}` with its definition.
+pub async fn version(id: &str, n: i32) -> Result<Version, Error> {
+    get(&format!("/api/v1/workflows/{id}/versions/{n}")).await
+}
+
+/// `POST /api/v1/workflows/{id}/versions/{n}/restore`: the version becomes
+/// the draft.
+pub async fn restore(id: &str, n: i32) -> Result<Workflow, Error> {
+    post(
+        &format!("/api/v1/workflows/{id}/versions/{n}/restore"),
+        &json!({}),
+    )
+    .await
+}
+
+/// Started test run.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+struct TestRun {
+    run_id: String,
+}
+
+/// `POST /api/v1/workflows/{id}/test-runs`: runs the saved draft with
+/// `payload` as the trigger body; answers the run id.
+pub async fn test_run(id: &str, payload: &Value) -> Result<String, Error> {
+    let started: TestRun = post(
+        &format!("/api/v1/workflows/{id}/test-runs"),
+        &json!({ "payload": payload }),
+    )
+    .await?;
+    Ok(started.run_id)
+}

@@ -9,8 +9,10 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::{self, projects::Project, runs};
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
+use crate::editor::run_dag::RunDag;
 use crate::format;
 use crate::project::with_project;
+use crate::timeline;
 
 const STATUSES: [&str; 6] = [
     "queued",
@@ -173,12 +175,9 @@ pub fn RunPage() -> impl IntoView {
             refresh();
         });
     };
-    let resume_from = RwSignal::new(String::new());
-    let resume = move |_| {
-        let node = resume_from.get_untracked();
-        if node.is_empty() {
-            return;
-        }
+    // The node picked on the DAG, in the step table or the resume list.
+    let picked = RwSignal::new(None::<String>);
+    let start_from = move |node: String| {
         busy.set(true);
         let navigate = navigate.clone();
         spawn_local(async move {
@@ -192,6 +191,59 @@ pub fn RunPage() -> impl IntoView {
             busy.set(false);
         });
     };
+    let resume = {
+        let start_from = start_from.clone();
+        move |_| {
+            if let Some(node) = picked.get_untracked() {
+                start_from(node);
+            }
+        }
+    };
+    // Rerun: the same trigger and version, from the entry node.
+    let entry = RwSignal::new(None::<String>);
+    let rerun = move |_| {
+        let entry = entry.get_untracked().or_else(|| {
+            events
+                .get_untracked()
+                .and_then(Result::ok)
+                .and_then(|list| {
+                    list.iter()
+                        .find(|e| e.kind == "step_started")
+                        .and_then(|e| {
+                            e.data
+                                .get("node_id")
+                                .and_then(serde_json::Value::as_str)
+                                .map(str::to_owned)
+                        })
+                })
+        });
+        match entry {
+            Some(node) => start_from(node),
+            None => action_error.set(Some(api::Error::Status {
+                status: 409,
+                code: None,
+                detail: "This run never started a step, so there is nothing to rerun.".into(),
+            })),
+        }
+    };
+    let replay = RwSignal::new(None::<Result<runs::Replay, api::Error>>);
+    let check_replay = move |_| {
+        replay.set(None);
+        spawn_local(async move {
+            replay.set(Some(runs::replay(&id.get_untracked()).await));
+        });
+    };
+    let steps = Signal::derive(move || {
+        run.get()
+            .and_then(Result::ok)
+            .map(|r| r.steps)
+            .unwrap_or_default()
+    });
+    let dag_of = Memo::new(move |_| {
+        run.get()
+            .and_then(Result::ok)
+            .map(|r| (r.workflow_id, r.version))
+    });
 
     view! {
         <p class="back-link"><A href="/runs">"← All runs"</A></p>
@@ -228,28 +280,70 @@ pub fn RunPage() -> impl IntoView {
                                 <label class="inline-field">
                                     <span>"Resume from"</span>
                                     <select data-testid="run-resume-node"
-                                        on:change=move |ev| resume_from.set(event_target_value(&ev))>
-                                        <option value="">"choose a step"</option>
+                                        prop:value=move || picked.get().unwrap_or_default()
+                                        on:change=move |ev| {
+                                            let v = event_target_value(&ev);
+                                            picked.set((!v.is_empty()).then_some(v));
+                                        }>
+                                        <option value="">"choose a step (or click it on the DAG)"</option>
                                         {nodes.iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
                                     </select>
                                 </label>
                                 <button class="button button-secondary button-small" data-testid="run-resume"
-                                    disabled=move || busy.get() || resume_from.get().is_empty() on:click=resume.clone()>
-                                    "Resume"
+                                    disabled=move || busy.get() || picked.get().is_none() on:click=resume.clone()>
+                                    {move || picked.get().map_or_else(|| "Resume".to_owned(), |n| format!("Resume from {n}"))}
                                 </button>
+                                <button class="button button-secondary button-small" data-testid="run-rerun"
+                                    title="A new run with the same payload and version"
+                                    disabled=move || busy.get() on:click=rerun.clone()>"Rerun"</button>
                             })}
+                            <button class="button button-secondary button-small" data-testid="run-replay"
+                                title="Re-run every decision of this run's log and compare"
+                                on:click=check_replay>"Replay check"</button>
                         </div>
+                        {move || replay.get().map(|r| match r {
+                            Ok(r) if r.deterministic => view! {
+                                <p class="notice notice-ok" data-testid="replay-result">"Deterministic: replaying the log makes the same decisions."</p>
+                            }.into_any(),
+                            Ok(r) => view! {
+                                <div class="notice notice-error" data-testid="replay-result">
+                                    <p>"Not deterministic:"</p>
+                                    <ul>{r.mismatches.into_iter().map(|m| view! { <li><code>{m}</code></li> }).collect_view()}</ul>
+                                </div>
+                            }.into_any(),
+                            Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                        })}
                         {move || action_error.get().map(|e| view! { <ErrorNotice error=e/> })}
                     </section>
+                }.into_any()
+            }
+        }}
+        {move || dag_of.get().map(|(wid, version)| view! {
+            <section class="card">
+                <h2 class="card-title">"Workflow"</h2>
+                <RunDag workflow_id=wid version=version steps=steps picked=picked entry=entry/>
+            </section>
+        })}
+        {move || picked.get().map(|node| view! { <StepDetail node=node run=run events=events/> })}
+        {move || match run.get() {
+            Some(Ok(r)) => {
+                view! {
                     <section class="card">
                         <h2 class="card-title">"Steps"</h2>
+                        <p class="card-footnote">"Click a step (here or on the DAG) to see its detail and to resume from it."</p>
                         <table class="table" data-testid="step-table">
                             <thead><tr><th>"Step"</th><th>"Status"</th><th>"Attempts"</th><th>"Output"</th></tr></thead>
                             <tbody>
                                 {r.steps.iter().map(|s| {
                                     let shown = s.error.clone().or_else(|| s.output.as_ref().map(pretty)).unwrap_or_default();
                                     view! {
-                                        <tr data-testid="step-row">
+                                        <tr data-testid="step-row" class="clickable" class:picked={
+                                            let n = s.node_id.clone();
+                                            move || picked.get().as_deref() == Some(n.as_str())
+                                        } on:click={
+                                            let n = s.node_id.clone();
+                                            move |_| picked.set(Some(n.clone()))
+                                        }>
                                             <td data-label="Step"><code>{s.node_id.clone()}</code></td>
                                             <td data-label="Status"><span class=runs::badge(&s.status)>{s.status.clone()}</span></td>
                                             <td data-label="Attempts">{s.attempts}</td>
@@ -268,24 +362,99 @@ pub fn RunPage() -> impl IntoView {
                     </section>
                 }.into_any()
             }
+            _ => ().into_any(),
         }}
         <section class="card">
-            <h2 class="card-title">"Event log"</h2>
+            <h2 class="card-title">"Timeline"</h2>
             {move || match events.get() {
                 None => view! { <Loading/> }.into_any(),
                 Some(Err(error)) => view! { <ErrorNotice error=error/> }.into_any(),
                 Some(Ok(list)) => view! {
                     <ol class="timeline" data-testid="event-log">
-                        {list.into_iter().map(|e| view! {
+                        {timeline::rows(&list).into_iter().map(|e| view! {
                             <li data-testid="event">
                                 <details>
-                                    <summary><span class="timeline-seq">{e.seq}</span>" "<code>{e.kind.clone()}</code>" · "{format::local(&e.at)}</summary>
+                                    <summary>
+                                        <span class="timeline-seq">{e.seq}</span>" "
+                                        <span class="timeline-offset" title=format::local(&e.at)>
+                                            {e.offset_ms.map(|o| format!("+{}", timeline::duration(o))).unwrap_or_default()}
+                                        </span>" "
+                                        <code>{e.kind.clone()}</code>
+                                        {e.node.clone().map(|n| view! { " · "<span class="timeline-node">{n}</span> })}
+                                        {e.attempt.map(|a| view! { " · attempt "{a} })}
+                                        {e.duration_ms.map(|d| view! { " · "<span class="timeline-duration" data-testid="event-duration">{timeline::duration(d)}</span> })}
+                                    </summary>
+                                    <p class="field-help">{format::local(&e.at)}</p>
                                     <pre class="code-block code-small">{pretty(&e.data)}</pre>
                                 </details>
                             </li>
                         }).collect_view()}
                     </ol>
                 }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// The picked step: status, output or error, and its HTTP exchanges.
+#[component]
+fn StepDetail(
+    node: String,
+    run: LocalResource<Result<runs::Run, api::Error>>,
+    events: LocalResource<Result<Vec<runs::Event>, api::Error>>,
+) -> impl IntoView {
+    let n = node.clone();
+    let step = move || {
+        run.get()
+            .and_then(Result::ok)
+            .and_then(|r| r.steps.into_iter().find(|s| s.node_id == n))
+    };
+    let n = node.clone();
+    let exchanges = move || {
+        events
+            .get()
+            .and_then(Result::ok)
+            .map(|list| timeline::exchanges(&list, &n))
+            .unwrap_or_default()
+    };
+    view! {
+        <section class="card" data-testid="step-detail">
+            <h2 class="card-title">"Step "<code>{node.clone()}</code></h2>
+            {move || match step() {
+                None => view! { <p class="panel-hint">"Not reached (yet)."</p> }.into_any(),
+                Some(s) => view! {
+                    <dl class="facts">
+                        <div><dt>"Status"</dt><dd><span class=runs::badge(&s.status) data-testid="step-detail-status">{s.status.clone()}</span></dd></div>
+                        <div><dt>"Attempts"</dt><dd>{s.attempts}</dd></div>
+                        <div><dt>"Started"</dt><dd>{s.started_at.as_deref().map_or_else(|| "–".to_owned(), format::local)}</dd></div>
+                        <div><dt>"Finished"</dt><dd>{s.finished_at.as_deref().map_or_else(|| "–".to_owned(), format::local)}</dd></div>
+                    </dl>
+                    {s.error.clone().map(|e| view! { <h3>"Error"</h3><pre class="code-block" data-testid="step-detail-error">{e}</pre> })}
+                    {s.output.as_ref().map(|o| view! { <h3>"Output"</h3><pre class="code-block" data-testid="step-detail-output">{pretty(o)}</pre> })}
+                }.into_any(),
+            }}
+            {move || {
+                let list = exchanges();
+                (!list.is_empty()).then(|| view! {
+                    <h3>"HTTP"</h3>
+                    {list.into_iter().map(|x| view! {
+                        <div class="exchange" data-testid="http-exchange">
+                            <h4>{format!("Attempt {}", x.attempt)}</h4>
+                            <div class="exchange-grid">
+                                <div>
+                                    <h5>"Request"</h5>
+                                    <pre class="code-block code-small" data-testid="http-request">{x.request.as_ref().map(pretty).unwrap_or_else(|| "—".into())}</pre>
+                                </div>
+                                <div>
+                                    <h5>{if x.failure.is_some() { "Failure" } else { "Response" }}</h5>
+                                    <pre class="code-block code-small" data-testid="http-response">
+                                        {x.response.as_ref().or(x.failure.as_ref()).map(pretty).unwrap_or_else(|| "waiting…".into())}
+                                    </pre>
+                                </div>
+                            </div>
+                        </div>
+                    }).collect_view()}
+                })
             }}
         </section>
     }

@@ -248,8 +248,10 @@ fn has_signing_secret(scheme: &str) -> bool {
     !matches!(scheme, "none" | "jwt")
 }
 
+/// The webhooks of one workflow: list, create (secret shown once), test,
+/// rotate, delivery log. Also shown in the editor's Webhooks tab.
 #[component]
-fn WorkflowWebhooks(workflow: Workflow) -> impl IntoView {
+pub fn WorkflowWebhooks(workflow: Workflow) -> impl IntoView {
     let wid = StoredValue::new(workflow.id.clone());
     let hooks = LocalResource::new(move || {
         let wid = wid.get_value();
