@@ -32,21 +32,53 @@ fn tid(id: &str) -> String {
     format!("[data-testid={id}]")
 }
 
-/// A remote API for `http_call` nodes: `POST /echo` answers `{received}`.
+/// A remote API for `http_call` nodes, at the returned base URL:
+/// `POST /echo` answers `{received: <body>}`; `POST /flaky` answers 500
+/// until `POST /fix` is called, then 200.
 async fn stub_remote() -> Result<String> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::http::StatusCode;
     use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/echo",
-        post(|axum::Json(body): axum::Json<Value>| async move {
-            axum::Json(json!({ "received": body }))
-        }),
-    );
+    let fixed = Arc::new(AtomicBool::new(false));
+    let (a, b) = (fixed.clone(), fixed);
+    let app = axum::Router::new()
+        .route(
+            "/echo",
+            post(|axum::Json(body): axum::Json<Value>| async move {
+                axum::Json(json!({ "received": body }))
+            }),
+        )
+        .route(
+            "/flaky",
+            post(move || {
+                let ok = a.load(Ordering::SeqCst);
+                async move {
+                    if ok {
+                        (StatusCode::OK, axum::Json(json!({"ok": true})))
+                    } else {
+                        (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(json!({"error": "not yet"})),
+                        )
+                    }
+                }
+            }),
+        )
+        .route(
+            "/fix",
+            post(move || {
+                b.store(true, Ordering::SeqCst);
+                async { "fixed" }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok(format!("http://{addr}/echo"))
+    Ok(format!("http://{addr}"))
 }
 
 #[tokio::test]
@@ -56,7 +88,7 @@ async fn build_connect_fill_save_publish_and_run_in_the_editor() -> Result<()> {
         meshhook_system_tests::spawn_dev_with(&[("MESHHOOK_EGRESS_ALLOWLIST", "127.0.0.1/32")])
             .await?;
     let browser = Browser::launch().await?;
-    let outcome = build(&browser, &server.base_url, &remote).await;
+    let outcome = build(&browser, &server.base_url, &format!("{remote}/echo")).await;
     if outcome.is_err() {
         let _ = browser.screenshot("editor-build-failure").await;
     }
@@ -706,49 +738,9 @@ async fn keyboard_and_scale(browser: &Browser, base: &str) -> Result<()> {
     Ok(())
 }
 
-/// A remote whose `/flaky` answers 500 until `/fix` is called, then 200.
-async fn flaky_remote() -> Result<String> {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use axum::routing::post;
-    let fixed = Arc::new(AtomicBool::new(false));
-    let (a, b) = (fixed.clone(), fixed);
-    let app = axum::Router::new()
-        .route(
-            "/flaky",
-            post(move || {
-                let fixed = a.clone();
-                async move {
-                    if fixed.load(Ordering::SeqCst) {
-                        (axum::http::StatusCode::OK, axum::Json(json!({"ok": true})))
-                    } else {
-                        (
-                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                            axum::Json(json!({"error": "not yet"})),
-                        )
-                    }
-                }
-            }),
-        )
-        .route(
-            "/fix",
-            post(move || {
-                b.store(true, Ordering::SeqCst);
-                async { "fixed" }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(format!("http://{addr}"))
-}
-
 #[tokio::test]
 async fn run_page_follows_a_live_run_on_its_dag_and_resumes_from_a_picked_step() -> Result<()> {
-    let remote = flaky_remote().await?;
+    let remote = stub_remote().await?;
     let server =
         meshhook_system_tests::spawn_dev_with(&[("MESHHOOK_EGRESS_ALLOWLIST", "127.0.0.1/32")])
             .await?;

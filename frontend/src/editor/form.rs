@@ -225,7 +225,7 @@ pub fn human_duration(ms: i64) -> String {
 
 /// `{name: value}` as editable rows, in key order.
 pub fn map_rows(value: Option<&Value>) -> Vec<(String, String)> {
-    value
+    let mut rows: Vec<(String, String)> = value
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -237,7 +237,11 @@ pub fn map_rows(value: Option<&Value>) -> Vec<(String, String)> {
                 })
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // serde_json keeps insertion order when a crate in the build enables
+    // `preserve_order`: sort, so the form is the same either way.
+    rows.sort();
+    rows
 }
 
 /// Editable rows back to a map; rows without a name are dropped.

@@ -23,7 +23,7 @@ const ROW_GAP: f64 = 36.0;
 /// How many steps undo remembers.
 const HISTORY: usize = 200;
 /// The longest node id the API accepts.
-const MAX_ID_LEN: usize = 64;
+const MAX_ID_LEN: usize = meshhook_core::validate::MAX_NODE_ID_LEN;
 
 /// A canvas position (the node's top-left corner).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -522,7 +522,7 @@ impl Editor {
         if old == new {
             return Ok(());
         }
-        if !is_valid_id(new) {
+        if !meshhook_core::validate::is_valid_node_id(new) {
             return Err(format!(
                 "an id is 1 to {MAX_ID_LEN} letters, digits, `_` or `-`"
             ));
@@ -556,15 +556,6 @@ impl Editor {
         self.record(None);
         layout(&mut self.doc, |_| true);
     }
-}
-
-/// Whether the API accepts `id` as a node id.
-pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Lays out the nodes that come without a position (definitions written
