@@ -26,7 +26,8 @@ pub fn local(ts: &str) -> String {
     )
 }
 
-fn millis(ts: &str) -> Option<f64> {
+/// `ts` (RFC 3339) in milliseconds since the epoch, if it parses.
+pub fn millis(ts: &str) -> Option<f64> {
     let ms = js_sys::Date::parse(ts);
     (!ms.is_nan()).then_some(ms)
 }
@@ -58,6 +59,29 @@ pub fn latency(ms: f64) -> String {
     }
 }
 
+/// A share as a percentage: `75%`, `99.5%` (never rounded up to 100%).
+pub fn percent(share: f64) -> String {
+    let p = (share * 1000.0 + 1e-6).floor() / 10.0;
+    if p.fract() == 0.0 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+/// A number of seconds in the largest whole-ish unit: `45 s`, `15 min`,
+/// `1.5 h`, `7 d`.
+pub fn duration(secs: f64) -> String {
+    let (n, unit) = match secs {
+        s if s < 60.0 => (s, "s"),
+        s if s < 3600.0 => (s / 60.0, "min"),
+        s if s < 86_400.0 => (s / 3600.0, "h"),
+        s => (s / 86_400.0, "d"),
+    };
+    let n = format!("{n:.1}");
+    format!("{} {unit}", n.trim_end_matches(".0"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +102,17 @@ mod tests {
     fn latencies() {
         assert_eq!(latency(12.4), "12 ms");
         assert_eq!(latency(1430.0), "1.4 s");
+    }
+
+    #[test]
+    fn percents_and_durations() {
+        assert_eq!(percent(0.75), "75%");
+        assert_eq!(percent(0.9996), "99.9%");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(2.0 / 3.0), "66.6%");
+        assert_eq!(duration(45.0), "45 s");
+        assert_eq!(duration(900.0), "15 min");
+        assert_eq!(duration(5400.0), "1.5 h");
+        assert_eq!(duration(604_800.0), "7 d");
     }
 }
