@@ -8,7 +8,9 @@
 //! each with the API's answer shapes as plain structs. Ids and timestamps
 //! stay strings: the SPA only displays and passes them back.
 
+pub mod alerts;
 pub mod auth;
+pub mod metrics;
 pub mod projects;
 pub mod runs;
 pub mod secrets;

@@ -14,7 +14,9 @@ use crate::api;
 use crate::components::project_switcher::ProjectSwitcher;
 use crate::components::theme_toggle::ThemeToggle;
 use crate::pages::{
+    alerts::Alerts,
     dead_letter::DeadLetter,
+    insights::Insights,
     not_found::NotFound,
     overview::Overview,
     runs::{RunPage, Runs},
@@ -37,7 +39,7 @@ struct Section {
     test_id: &'static str,
 }
 
-const SECTIONS: [Section; 5] = [
+const SECTIONS: [Section; 7] = [
     Section {
         href: "/workflows",
         title: "Workflows",
@@ -47,6 +49,17 @@ const SECTIONS: [Section; 5] = [
         href: "/runs",
         title: "Runs",
         test_id: "nav-runs",
+    },
+    // `/metrics` is the server's Prometheus endpoint.
+    Section {
+        href: "/insights",
+        title: "Metrics",
+        test_id: "nav-insights",
+    },
+    Section {
+        href: "/alerts",
+        title: "Alerts",
+        test_id: "nav-alerts",
     },
     Section {
         href: "/webhooks",
@@ -83,6 +96,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs") view=Runs/>
                     <Route path=path!("/runs/:id") view=RunPage/>
                     <Route path=path!("/dead-letter") view=DeadLetter/>
+                    <Route path=path!("/insights") view=Insights/>
+                    <Route path=path!("/alerts") view=Alerts/>
                     <Route path=path!("/webhooks") view=Webhooks/>
                     <Route path=path!("/secrets") view=Secrets/>
                     <Route path=path!("/settings") view=Settings/>

@@ -90,11 +90,14 @@ pub struct Event {
     pub at: String,
 }
 
-/// The list's query string for the given filters.
-pub fn list_query(status: &str, cursor: Option<&str>) -> String {
+/// The list's query string for the given filters (empty: any).
+pub fn list_query(status: &str, workflow: &str, cursor: Option<&str>) -> String {
     let mut q = vec!["limit=25".to_owned()];
     if !status.is_empty() {
-        q.push(format!("status={status}"));
+        q.push(format!("status={}", encode(status)));
+    }
+    if !workflow.is_empty() {
+        q.push(format!("workflow_id={}", encode(workflow)));
     }
     if let Some(c) = cursor {
         q.push(format!("cursor={}", encode(c)));
@@ -114,10 +117,15 @@ fn encode(s: &str) -> String {
 }
 
 /// `GET /api/v1/projects/{pid}/runs`.
-pub async fn list(project: &str, status: &str, cursor: Option<&str>) -> Result<RunPage, Error> {
+pub async fn list(
+    project: &str,
+    status: &str,
+    workflow: &str,
+    cursor: Option<&str>,
+) -> Result<RunPage, Error> {
     get(&format!(
         "/api/v1/projects/{project}/runs?{}",
-        list_query(status, cursor)
+        list_query(status, workflow, cursor)
     ))
     .await
 }
@@ -187,10 +195,10 @@ mod tests {
 
     #[test]
     fn list_query_encodes_filters_and_cursor() {
-        assert_eq!(list_query("", None), "limit=25");
+        assert_eq!(list_query("", "", None), "limit=25");
         assert_eq!(
-            list_query("failed", Some("a+b/c=")),
-            "limit=25&status=failed&cursor=a%2Bb%2Fc%3D"
+            list_query("failed", "w-1", Some("a+b/c=")),
+            "limit=25&status=failed&workflow_id=w-1&cursor=a%2Bb%2Fc%3D"
         );
     }
 

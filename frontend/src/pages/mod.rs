@@ -1,7 +1,9 @@
 //! One module per route.
 
+pub mod alerts;
 pub mod auth_layout;
 pub mod dead_letter;
+pub mod insights;
 pub mod not_found;
 pub mod overview;
 pub mod runs;

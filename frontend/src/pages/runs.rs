@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use crate::api::{self, projects::Project, runs};
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
@@ -40,11 +40,16 @@ pub fn Runs() -> impl IntoView {
 #[component]
 fn RunList(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
-    let status = RwSignal::new(String::new());
+    // `?status=failed&workflow_id=...` (links from the metrics page).
+    let query = use_query_map();
+    let from_query = move |key: &str| query.with_untracked(|q| q.get(key)).unwrap_or_default();
+    let status = RwSignal::new(from_query("status"));
+    let workflow = RwSignal::new(from_query("workflow_id"));
     let cursor = RwSignal::new(None::<String>);
     let page = LocalResource::new(move || {
-        let (pid, status, cursor) = (pid.get_value(), status.get(), cursor.get());
-        async move { runs::list(&pid, &status, cursor.as_deref()).await }
+        let (pid, status, workflow, cursor) =
+            (pid.get_value(), status.get(), workflow.get(), cursor.get());
+        async move { runs::list(&pid, &status, &workflow, cursor.as_deref()).await }
     });
     let on_status = move |ev: leptos::ev::Event| {
         cursor.set(None);
@@ -57,9 +62,16 @@ fn RunList(project: Project) -> impl IntoView {
                     <span>"Status"</span>
                     <select data-testid="run-status-filter" on:change=on_status>
                         <option value="">"All"</option>
-                        {STATUSES.map(|s| view! { <option value=s>{s}</option> }).collect_view()}
+                        {STATUSES.map(|s| view! { <option value=s selected={status.get_untracked() == s}>{s}</option> }).collect_view()}
                     </select>
                 </label>
+                <Show when=move || !workflow.get().is_empty()>
+                    <button class="button button-secondary button-small" data-testid="runs-workflow-filter"
+                        title="Show every workflow's runs"
+                        on:click=move |_| { cursor.set(None); workflow.set(String::new()); }>
+                        "One workflow ×"
+                    </button>
+                </Show>
                 <div class="button-row">
                     <A href="/dead-letter" attr:class="button button-secondary button-small" attr:data-testid="to-dead-letter">
                         "Dead letters"
