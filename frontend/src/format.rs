@@ -59,6 +59,22 @@ pub fn latency(ms: f64) -> String {
     }
 }
 
+/// `s` escaped for HTML text and double-quoted attribute values.
+pub fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A share as a percentage: `75%`, `99.5%` (never rounded up to 100%).
 pub fn percent(share: f64) -> String {
     let p = (share * 1000.0 + 1e-6).floor() / 10.0;
@@ -102,6 +118,14 @@ mod tests {
     fn latencies() {
         assert_eq!(latency(12.4), "12 ms");
         assert_eq!(latency(1430.0), "1.4 s");
+    }
+
+    #[test]
+    fn html_escapes_markup() {
+        assert_eq!(
+            html(r#"<a href="x">&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]

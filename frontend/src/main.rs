@@ -14,6 +14,7 @@ mod clipboard;
 mod components;
 mod editor;
 mod format;
+mod load;
 mod pages;
 mod project;
 mod session;

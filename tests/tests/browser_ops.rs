@@ -8,8 +8,8 @@
 //! rule pointing at a stub receiver in this test is created (its secret
 //! shown once), test-sent (the receiver gets a signed POST and the page
 //! shows it in the log), disabled, edited and deleted. Dark-mode
-//! screenshots of both pages, wide and at 375 px, land in
-//! `test-artifacts/screenshots/ops-*.png`.
+//! screenshots of both pages (whole pages, wide and at 375 px) and of the
+//! alert form land in `test-artifacts/screenshots/ops-*.png`.
 //!
 //! Needs the `browser` feature, a built SPA and Chromium (`cargo xtask
 //! test` provides all three).
@@ -269,9 +269,9 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
     browser
         .wait_for_text(&tid("metrics-success-rate"), UI_TIMEOUT, |t| t == "60%")
         .await?;
-    browser.screenshot("ops-01-metrics-dark").await?;
+    shot(browser, "ops-01-metrics-dark").await?;
     narrow(browser).await?;
-    browser.screenshot("ops-02-metrics-narrow-dark").await?;
+    shot(browser, "ops-02-metrics-narrow-dark").await?;
     // The failure link opens the failed runs of that workflow.
     browser.click_on(&tid("failure-runs"), UI_TIMEOUT).await?;
     browser.wait_for_path("/runs", UI_TIMEOUT).await?;
@@ -287,22 +287,11 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
         .await?;
     let quiet = empty["id"].as_str().context("project id")?;
     browser.goto(&format!("{base}/insights")).await?;
-    browser
-        .wait_for(&tid("project-select"), READY_TIMEOUT)
-        .await?;
-    browser
-        .eval(&format!(
-            "const s = document.querySelector('[data-testid=project-select]'); s.value = '{quiet}'; s.dispatchEvent(new Event('change', {{bubbles: true}})); return true;"
-        ))
-        .await?;
+    choose_project(browser, quiet).await?;
     browser
         .wait_for(&tid("metrics-empty"), READY_TIMEOUT)
         .await?;
-    browser
-        .eval(&format!(
-            "const s = document.querySelector('[data-testid=project-select]'); s.value = '{pid}'; s.dispatchEvent(new Event('change', {{bubbles: true}})); return true;"
-        ))
-        .await?;
+    choose_project(browser, &pid).await?;
     browser
         .wait_for_text(&tid("metrics-success-rate"), READY_TIMEOUT, |t| t == "60%")
         .await?;
@@ -316,19 +305,16 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
         .await?;
     browser.click_on(&tid("alert-new"), UI_TIMEOUT).await?;
     browser
-        .fill(&tid("alert-name-input"), "Ops pager", UI_TIMEOUT)
+        .fill(&tid("alert-name"), "Ops pager", UI_TIMEOUT)
         .await?;
     // A failure rate these runs (40 %, 5 runs) do not reach: only the test
     // alert is sent.
     browser
         .eval("const s = document.querySelector('[data-testid=alert-kind]'); s.value = 'failure_rate'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;")
         .await?;
-    browser
-        .fill(&tid("alert-threshold"), "90", UI_TIMEOUT)
-        .await?;
-    browser
-        .fill(&tid("alert-url-input"), &url, UI_TIMEOUT)
-        .await?;
+    browser.fill(&tid("alert-rate"), "90", UI_TIMEOUT).await?;
+    browser.fill(&tid("alert-url"), &url, UI_TIMEOUT).await?;
+    shot(browser, "ops-03-alert-form-dark").await?;
     browser.click_on(&tid("alert-save"), UI_TIMEOUT).await?;
     let secret = browser
         .wait_for_text(&tid("shown-once-value"), UI_TIMEOUT, |t| {
@@ -376,9 +362,9 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
         row.contains("alert.test") && row.contains("delivered") && row.contains("HTTP 200"),
         "delivery row {row:?}"
     );
-    browser.screenshot("ops-03-alerts-dark").await?;
+    shot(browser, "ops-04-alerts-dark").await?;
     narrow(browser).await?;
-    browser.screenshot("ops-04-alerts-narrow-dark").await?;
+    shot(browser, "ops-05-alerts-narrow-dark").await?;
     wide(browser).await?;
 
     // Disable, edit, delete.
@@ -388,14 +374,14 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
         .await?;
     browser.click_on(&tid("alert-edit"), UI_TIMEOUT).await?;
     browser
-        .fill(&tid("alert-name-input"), "Ops pager (night)", UI_TIMEOUT)
+        .fill(&tid("alert-name"), "Ops pager (night)", UI_TIMEOUT)
         .await?;
-    browser
-        .fill(&tid("alert-threshold"), "75", UI_TIMEOUT)
-        .await?;
+    browser.fill(&tid("alert-rate"), "75", UI_TIMEOUT).await?;
     browser.click_on(&tid("alert-save"), UI_TIMEOUT).await?;
     browser
-        .wait_for_text(&tid("alert-name"), UI_TIMEOUT, |t| t == "Ops pager (night)")
+        .wait_for_text(&tid("alert-title"), UI_TIMEOUT, |t| {
+            t == "Ops pager (night)"
+        })
         .await?;
     browser
         .wait_for_text(&tid("alert-condition"), UI_TIMEOUT, |t| {
@@ -411,6 +397,25 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
     browser.wait_for(&tid("confirm-dialog"), UI_TIMEOUT).await?;
     browser.click_on(&tid("confirm-ok"), UI_TIMEOUT).await?;
     browser.wait_for(&tid("alerts-empty"), UI_TIMEOUT).await?;
+    Ok(())
+}
+
+/// Picks project `id` in the header's switcher, once it is listed there.
+async fn choose_project(browser: &Browser, id: &str) -> Result<()> {
+    let select = "document.querySelector('[data-testid=project-select]')";
+    browser
+        .wait_for_eval(
+            &format!("return !!{select}?.querySelector('option[value=\"{id}\"]');"),
+            &json!(true),
+            READY_TIMEOUT,
+        )
+        .await
+        .with_context(|| format!("project {id} in the switcher"))?;
+    browser
+        .eval(&format!(
+            "const s = {select}; s.value = '{id}'; s.dispatchEvent(new Event('change', {{bubbles: true}})); return true;"
+        ))
+        .await?;
     Ok(())
 }
 
@@ -465,6 +470,26 @@ async fn narrow(browser: &Browser) -> Result<()> {
         "page is {scroll} px wide at a {width} px viewport"
     );
     Ok(())
+}
+
+/// A screenshot of the whole page: the window grows to the page's height
+/// for it (at most 3000 px), then shrinks back.
+async fn shot(browser: &Browser, name: &str) -> Result<()> {
+    let (width, height) = (
+        browser.eval("return window.innerWidth;").await?.as_u64().context("width")?,
+        browser
+            .eval("return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight;")
+            .await?
+            .as_u64()
+            .context("height")?,
+    );
+    let width = u32::try_from(width)?;
+    browser
+        .set_window_rect(0, 0, width, u32::try_from(height.min(3000))?)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    browser.screenshot(name).await?;
+    resize(browser, width).await
 }
 
 async fn wide(browser: &Browser) -> Result<()> {

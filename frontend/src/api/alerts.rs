@@ -1,7 +1,8 @@
 //! Alert rules of a project, their test sends and delivery log. The
-//! signing secret comes back once, in the answer to create.
+//! signing secret comes back once, in the answer to create. Answers stay
+//! JSON (`serde_json::Value`) apart from [`Rule`], read by hand: derived
+//! decoders cost wasm size.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Error, delete, get, patch, post};
@@ -9,12 +10,12 @@ use super::{Error, delete, get, patch, post};
 /// Rule kinds with their labels, as the create form offers them.
 pub const KINDS: [(&str, &str); 3] = [
     ("run_failed", "A run fails"),
-    ("failure_rate", "Failure rate over a window"),
-    ("queue_lag", "Queue lag over a threshold"),
+    ("failure_rate", "Failure rate"),
+    ("queue_lag", "Queue lag"),
 ];
 
 /// An alert rule (never its secret).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rule {
     pub id: String,
     pub name: String,
@@ -29,57 +30,46 @@ pub struct Rule {
     pub cooldown_secs: i32,
     pub enabled: bool,
     pub last_fired_at: Option<String>,
-    pub created_at: String,
 }
 
-/// The answer to create: the rule and its secret, shown once.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct Created {
-    #[serde(flatten)]
-    pub rule: Rule,
-    pub signing_secret: Option<String>,
-}
-
-/// One attempt series of an alert.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct Delivery {
-    pub id: String,
-    /// `alert.run_failed`, ..., `alert.test`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
-    pub attempts: i32,
-    pub last_status_code: Option<i32>,
-    pub last_error: Option<String>,
-    pub created_at: String,
-    pub delivered_at: Option<String>,
-}
-
-impl Delivery {
-    /// Whether the executor may still send it.
-    pub fn is_pending(&self) -> bool {
-        self.status == "pending"
+impl Rule {
+    /// Reads a rule from the API's JSON; `None` without an id.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let text = |k: &str| v[k].as_str().map(str::to_owned);
+        let int = |k: &str| {
+            v[k].as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or_default()
+        };
+        Some(Self {
+            id: text("id")?,
+            name: text("name").unwrap_or_default(),
+            kind: text("kind").unwrap_or_default(),
+            url: text("url").unwrap_or_default(),
+            workflow_id: text("workflow_id"),
+            threshold: v["threshold"].as_f64(),
+            window_secs: int("window_secs"),
+            min_runs: int("min_runs"),
+            cooldown_secs: int("cooldown_secs"),
+            enabled: v["enabled"].as_bool().unwrap_or_default(),
+            last_fired_at: text("last_fired_at"),
+        })
     }
 }
 
-#[derive(Deserialize)]
-struct Queued {
-    delivery_id: String,
-}
-
-/// `GET /api/v1/projects/{pid}/alerts`.
-pub async fn list(project: &str) -> Result<Vec<Rule>, Error> {
+/// `GET /api/v1/projects/{pid}/alerts`: the rules, oldest first.
+pub async fn list(project: String) -> Result<Value, Error> {
     get(&format!("/api/v1/projects/{project}/alerts")).await
 }
 
-/// `POST /api/v1/projects/{pid}/alerts` with an `AlertIn` body.
-pub async fn create(project: &str, body: &Value) -> Result<Created, Error> {
+/// `POST /api/v1/projects/{pid}/alerts` with an `AlertIn` body: the rule
+/// with its `signing_secret`.
+pub async fn create(project: &str, body: &Value) -> Result<Value, Error> {
     post(&format!("/api/v1/projects/{project}/alerts"), body).await
 }
 
 /// `PATCH /api/v1/alerts/{id}`.
-pub async fn update(id: &str, body: &Value) -> Result<Rule, Error> {
+pub async fn update(id: &str, body: &Value) -> Result<Value, Error> {
     patch(&format!("/api/v1/alerts/{id}"), body).await
 }
 
@@ -88,13 +78,13 @@ pub async fn remove(id: &str) -> Result<(), Error> {
     delete(&format!("/api/v1/alerts/{id}")).await
 }
 
-/// `POST /api/v1/alerts/{id}/test`: the queued delivery's id.
-pub async fn test(id: &str) -> Result<String, Error> {
-    let q: Queued = post(&format!("/api/v1/alerts/{id}/test"), &json!({})).await?;
-    Ok(q.delivery_id)
+/// `POST /api/v1/alerts/{id}/test`: `{delivery_id}` of the queued alert.
+pub async fn test(id: &str) -> Result<Value, Error> {
+    post(&format!("/api/v1/alerts/{id}/test"), &json!({})).await
 }
 
-/// `GET /api/v1/alerts/{id}/deliveries` (newest 50).
-pub async fn deliveries(id: &str) -> Result<Vec<Delivery>, Error> {
+/// `GET /api/v1/alerts/{id}/deliveries` (newest 50): `[{id, type, status,
+/// attempts, last_status_code, last_error, created_at, ...}]`.
+pub async fn deliveries(id: String) -> Result<Value, Error> {
     get(&format!("/api/v1/alerts/{id}/deliveries?limit=50")).await
 }

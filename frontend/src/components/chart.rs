@@ -2,9 +2,11 @@
 //! a success-rate line over time with run volume under it, and horizontal
 //! p50/p95 bars. The plots stretch to their box (`preserveAspectRatio=none`,
 //! strokes do not scale); labels are HTML around them, so text never
-//! stretches. The geometry is pure and unit-tested.
+//! stretches. They are built as (escaped) markup for `inner_html`: static
+//! once drawn, and far smaller in wasm than typed views. The geometry is
+//! pure and unit-tested.
 
-use leptos::prelude::*;
+use crate::format::html;
 
 /// One hour of a rate chart.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,47 +85,39 @@ pub fn volume_paths(points: &[RatePoint], slots: f64) -> (String, String) {
 }
 
 /// The success rate over the window, with each hour's volume (failed part
-/// in red) underneath. `from` labels the window's start ("24 h ago").
-#[component]
-pub fn RateChart(points: Vec<RatePoint>, slots: f64, from: &'static str) -> impl IntoView {
-    let (line, area, dots) = rate_paths(&points);
-    let (total, failed) = volume_paths(&points, slots);
+/// in red) underneath, as HTML. `from` labels the window's start ("24 h
+/// ago").
+#[inline(never)]
+pub fn rate_chart(points: &[RatePoint], slots: f64, from: &str) -> String {
+    let (line, area, dots) = rate_paths(points);
+    let (total, failed) = volume_paths(points, slots);
     let busiest = points.iter().map(|p| p.finished).max().unwrap_or(0);
     let n = points.len();
     let hit = (SIDE - 2.0 * PAD_X) / slots.max(1.0);
-    view! {
-        <div class="chart" data-testid="rate-chart">
-            <div class="chart-axis" aria-hidden="true"><span>"100%"</span><span>"50%"</span><span>"0%"</span></div>
-            <svg class="chart-plot" viewBox="0 0 100 100" preserveAspectRatio="none" role="img"
-                aria-label=format!("Success rate, {n} hours with finished runs")>
-                <path class="chart-grid" d="M0 6H100M0 50H100M0 94H100"></path>
-                <path class="chart-area" d=area></path>
-                <path class="chart-line" d=line data-testid="rate-line" data-points=n></path>
-                <path class="chart-dots" d=dots></path>
-                {points.into_iter().map(|p| view! {
-                    <rect class="chart-hit" x={px(p.x) - hit / 2.0} y="0" width=hit height="100"><title>{p.label}</title></rect>
-                }).collect_view()}
-            </svg>
-            <div class="chart-axis chart-axis-end" aria-hidden="true"><span>{busiest}</span><span>"runs"</span></div>
-            <svg class="chart-volume" viewBox="0 0 100 100" preserveAspectRatio="none" aria-hidden="true">
-                <path class="chart-bar" d=total></path>
-                <path class="chart-bar-failed" d=failed></path>
-            </svg>
-            <div class="chart-x" aria-hidden="true"><span>{from}</span><span>"now"</span></div>
-        </div>
-    }
+    let hits: String = points
+        .iter()
+        .map(|p| {
+            format!(
+                r#"<rect class="chart-hit" x="{:.2}" y="0" width="{hit:.2}" height="100"><title>{}</title></rect>"#,
+                px(p.x) - hit / 2.0,
+                html(&p.label)
+            )
+        })
+        .collect();
+    format!(
+        r#"<div class="chart" data-testid="rate-chart"><div class="chart-axis" aria-hidden="true"><span>100%</span><span>50%</span><span>0%</span></div><svg class="chart-plot" viewBox="0 0 100 100" preserveAspectRatio="none" role="img" aria-label="Success rate, {n} hours with finished runs"><path class="chart-grid" d="M0 6H100M0 50H100M0 94H100"/><path class="chart-area" d="{area}"/><path class="chart-line" d="{line}" data-testid="rate-line" data-points="{n}"/><path class="chart-dots" d="{dots}"/>{hits}</svg><div class="chart-axis" aria-hidden="true" title="runs per hour"><span>{busiest}</span><span>0</span></div><svg class="chart-volume" viewBox="0 0 100 100" preserveAspectRatio="none" aria-hidden="true"><path class="chart-bar" d="{total}"/><path class="chart-bar-failed" d="{failed}"/></svg><div class="chart-x" aria-hidden="true"><span>{from}</span><span>now</span></div></div>"#
+    )
 }
 
-/// A p95 bar with the p50 bar inside it, scaled to `max` milliseconds.
-#[component]
-pub fn LatencyBar(p50: f64, p95: f64, max: f64) -> impl IntoView {
+/// A p95 bar with the p50 bar inside it, scaled to `max` milliseconds, as
+/// HTML.
+pub fn latency_bar(p50: f64, p95: f64, max: f64) -> String {
     let w = |v: f64| (v / max.max(1.0) * SIDE).clamp(0.5, SIDE);
-    view! {
-        <svg class="bar-svg" viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true">
-            <rect class="bar-p95" x="0" y="0" width=w(p95) height="10"></rect>
-            <rect class="bar-p50" x="0" y="2.5" width=w(p50) height="5"></rect>
-        </svg>
-    }
+    format!(
+        r#"<svg class="bar-svg" viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true"><rect class="bar-p95" width="{:.2}" height="10"/><rect class="bar-p50" y="2.5" width="{:.2}" height="5"/></svg>"#,
+        w(p95),
+        w(p50)
+    )
 }
 
 #[cfg(test)]
@@ -168,5 +162,15 @@ mod tests {
             "M0.00 100v-100.00h4.00v100.00ZM96.00 100v-50.00h4.00v50.00Z"
         );
         assert_eq!(failed, "M96.00 100v-25.00h4.00v25.00Z");
+    }
+
+    #[test]
+    fn charts_escape_labels_and_count_points() {
+        let mut p = point(0.5, 1.0, 1, 0);
+        p.label = "<b>".into();
+        let chart = rate_chart(&[p], 2.0, "1 h ago");
+        assert!(chart.contains(r#"data-points="1""#));
+        assert!(chart.contains("<title>&lt;b&gt;</title>"));
+        assert!(latency_bar(50.0, 100.0, 100.0).contains(r#"width="100.00""#));
     }
 }

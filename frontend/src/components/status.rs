@@ -52,6 +52,34 @@ pub fn ErrorNotice(
     }
 }
 
+/// [`Loading`] as markup, for the parts of pages drawn as HTML strings.
+pub fn loading_html(label: &str) -> String {
+    format!(
+        r#"<div class="loading" role="status" data-testid="loading"><span class="spinner" aria-hidden="true"></span><span>{}</span></div>"#,
+        crate::format::html(label)
+    )
+}
+
+/// [`ErrorNotice`] as markup; its "Try again" button (with `retry`) has
+/// `data-action="retry"` for the page's delegated click handler.
+pub fn error_html(error: &api::Error, retry: bool) -> String {
+    let context = error.context().map_or_else(String::new, |c| {
+        format!(
+            r#"<p class="notice-context">{}</p>"#,
+            crate::format::html(&c)
+        )
+    });
+    let button = if retry {
+        r#"<button type="button" class="button button-secondary button-small" data-action="retry">Try again</button>"#
+    } else {
+        ""
+    };
+    format!(
+        r#"<div class="notice notice-error" role="alert" data-testid="error"><div class="notice-body"><p class="notice-detail" data-testid="error-detail">{}</p>{context}</div>{button}</div>"#,
+        crate::format::html(&error.detail())
+    )
+}
+
 /// A dashed box saying there is nothing here yet, with what to do about it.
 #[component]
 pub fn EmptyState(

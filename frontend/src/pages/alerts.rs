@@ -1,22 +1,30 @@
 //! `/alerts`: the project's alert rules — create (the signing secret shown
 //! once), edit, enable or disable, delete (confirmed), send a test alert and
 //! follow it in the rule's delivery log.
+//!
+//! To stay inside the wasm budget the page is mostly escaped HTML strings
+//! with one delegated click handler (each button carries `data-action`, and
+//! `data-id` for a rule's), and the form's fields are plain markup read
+//! with `FormData` on submit (CSS shows the fields of the chosen kind). The
+//! same page as typed views cost about 50 KB of gzipped wasm.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Value, json};
+use wasm_bindgen::JsCast;
 
-use crate::api::alerts::{self, Delivery, KINDS, Rule};
+use crate::api::alerts::{self, KINDS, Rule};
 use crate::api::projects::Project;
-use crate::api::{self, workflows};
+use crate::api::{
+    self,
+    workflows::{self, Workflow},
+};
 use crate::components::confirm_dialog::ConfirmDialog;
 use crate::components::shown_once::ShownOnce;
-use crate::components::status::{EmptyState, ErrorNotice, Loading};
-use crate::format;
+use crate::components::status::{error_html, loading_html};
+use crate::format::{self, html};
+use crate::load::{Loaded, load};
 use crate::project::with_project;
-
-/// `(id, name)` of the project's workflows.
-type Flows = Signal<Vec<(String, String)>>;
 
 /// The alerts page.
 #[component]
@@ -30,73 +38,290 @@ pub fn Alerts() -> impl IntoView {
     }
 }
 
+/// What the page shows under one rule besides the rule itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Extra {
+    /// A test send: `(class, text)`; `notice` alone while waiting.
+    outcome: Option<(&'static str, String)>,
+    /// Whether the delivery log is open.
+    open: bool,
+    /// The log as last loaded (the API's JSON array, or why not).
+    log: Option<Result<Value, String>>,
+}
+
+type Extras = RwSignal<Vec<(String, Extra)>>;
+
+/// Rule `id`'s extras, added when missing.
+fn extra<'a>(x: &'a mut Vec<(String, Extra)>, id: &str) -> &'a mut Extra {
+    let i = match x.iter().position(|(i, _)| i == id) {
+        Some(i) => i,
+        None => {
+            x.push((id.to_owned(), Extra::default()));
+            x.len() - 1
+        }
+    };
+    &mut x[i].1
+}
+
 #[component]
 fn RuleList(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
-    let list = LocalResource::new(move || {
-        let pid = pid.get_value();
-        async move { alerts::list(&pid).await }
-    });
-    let wf = LocalResource::new(move || {
-        let pid = pid.get_value();
-        async move { workflows::list(&pid).await }
-    });
-    let flows: Flows = Signal::derive(move || {
-        wf.get()
-            .and_then(Result::ok)
-            .map(|l| l.into_iter().map(|w| (w.id, w.name)).collect())
-            .unwrap_or_default()
-    });
-    let creating = RwSignal::new(false);
+    let answer: Loaded<Value> = RwSignal::new(None);
+    let refetch = move || load(answer, alerts::list(pid.get_value()));
+    refetch();
+    let wf: Loaded<Vec<Workflow>> = RwSignal::new(None);
+    load(wf, async move { workflows::list(&pid.get_value()).await });
+    let extras: Extras = RwSignal::new(Vec::new());
+    let action_error = RwSignal::new(None::<api::Error>);
+
+    // The form: a rule to edit, or a default (id-less) one to create.
+    let form = RwSignal::new(None::<Rule>);
     let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<api::Error>);
+    let form_error = RwSignal::new(None::<api::Error>);
     let secret = RwSignal::new(None::<String>);
-    let create = move |body: Value| {
+    let save = move |body: Value| {
+        let editing = form
+            .get_untracked()
+            .map(|r| r.id)
+            .filter(|id| !id.is_empty());
         busy.set(true);
-        error.set(None);
+        form_error.set(None);
         spawn_local(async move {
-            match alerts::create(&pid.get_value(), &body).await {
-                Ok(created) => {
-                    secret.set(created.signing_secret);
-                    creating.set(false);
-                    list.refetch();
+            let result = match &editing {
+                Some(id) => alerts::update(id, &body).await,
+                None => alerts::create(&pid.get_value(), &body).await,
+            };
+            match result {
+                Ok(v) => {
+                    secret.set(v["signing_secret"].as_str().map(str::to_owned));
+                    form.set(None);
+                    refetch();
                 }
-                Err(e) => error.set(Some(e)),
+                Err(e) => form_error.set(Some(e)),
             }
             busy.set(false);
         });
     };
+
+    let deleting = RwSignal::new(None::<Rule>);
+    let delete_busy = RwSignal::new(false);
+    let delete_error = RwSignal::new(None::<String>);
+    let confirm_delete = move |()| {
+        let Some(rule) = deleting.get_untracked() else {
+            return;
+        };
+        delete_busy.set(true);
+        spawn_local(async move {
+            match alerts::remove(&rule.id).await {
+                Ok(()) => {
+                    deleting.set(None);
+                    refetch();
+                }
+                Err(e) => delete_error.set(Some(e.detail())),
+            }
+            delete_busy.set(false);
+        });
+    };
+
+    // One handler for every button drawn as markup, by its `data-action`
+    // (and `data-id` for a rule's).
+    let on_click = move |ev: leptos::ev::MouseEvent| {
+        let Some(button) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|e| e.closest("[data-action]").ok().flatten())
+        else {
+            return;
+        };
+        let action = button.get_attribute("data-action").unwrap_or_default();
+        let id = button.get_attribute("data-id").unwrap_or_default();
+        let rule = answer.with_untracked(|a| {
+            let list = a.as_ref()?.as_ref().ok()?.as_array()?;
+            list.iter()
+                .find(|r| r["id"] == id.as_str())
+                .and_then(Rule::from_json)
+        });
+        action_error.set(None);
+        match (action.as_str(), rule) {
+            ("new", _) => {
+                form_error.set(None);
+                form.set(Some(Rule::default()));
+            }
+            ("cancel", _) => form.set(None),
+            ("retry", _) => refetch(),
+            ("test", Some(_)) => send_test(extras, id),
+            ("log", Some(_)) => {
+                let open = !extras.with_untracked(|x| x.iter().any(|(i, e)| *i == id && e.open));
+                extras.update(|x| extra(x, &id).open = open);
+                if open {
+                    spawn_local(load_log(extras, id));
+                }
+            }
+            ("refresh", Some(_)) => spawn_local(load_log(extras, id)),
+            ("edit", rule @ Some(_)) => {
+                form_error.set(None);
+                form.set(rule);
+            }
+            ("toggle", Some(rule)) => spawn_local(async move {
+                match alerts::update(&id, &json!({ "enabled": !rule.enabled })).await {
+                    Ok(_) => refetch(),
+                    Err(e) => action_error.set(Some(e)),
+                }
+            }),
+            ("delete", rule @ Some(_)) => {
+                delete_error.set(None);
+                deleting.set(rule);
+            }
+            _ => {}
+        }
+    };
+    let body = move || {
+        let mut out = String::new();
+        if let Some(e) = action_error.get() {
+            out += &error_html(&e, false);
+        }
+        out + &match answer.get() {
+            None => loading_html("Loading alert rules…"),
+            Some(Err(e)) => error_html(&e, true),
+            Some(Ok(v)) => {
+                let rules: Vec<Rule> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Rule::from_json)
+                    .collect();
+                wf.with(|f| extras.with(|x| cards(&rules, ok(f), x, format::relative)))
+            }
+        }
+    };
+
     view! {
-        <section class="stack">
+        <section class="stack" on:click=on_click>
             <div class="section-header">
                 <h2 class="section-title">"Rules"</h2>
-                <button type="button" class="button" data-testid="alert-new"
-                    on:click=move |_| { error.set(None); creating.set(true); }>"New alert"</button>
+                <button type="button" class="button" data-action="new" data-testid="alert-new">"New alert"</button>
             </div>
             {move || secret.get().map(|s| view! {
                 <ShownOnce title="Signing secret of the new alert (verify its POSTs with any Standard Webhooks library)"
                     value=s on_dismiss=move |()| secret.set(None)/>
             })}
-            <Show when=move || creating.get()>
-                <div class="card">
-                    <h2 class="card-title">"New alert"</h2>
-                    <RuleForm rule=None flows=flows busy=busy error=error submit="Create alert"
-                        on_submit=create on_cancel=move |()| creating.set(false)/>
-                </div>
-            </Show>
-            {move || match list.get() {
-                None => view! { <Loading label="Loading alert rules…"/> }.into_any(),
-                Some(Err(e)) => view! { <ErrorNotice error=e on_retry=move |()| list.refetch()/> }.into_any(),
-                Some(Ok(rules)) if rules.is_empty() => view! {
-                    <EmptyState title="No alert rules" test_id="alerts-empty">
-                        <p>"Create one to hear about failed runs, a rising failure rate or a growing queue."</p>
-                    </EmptyState>
-                }.into_any(),
-                Some(Ok(rules)) => rules.into_iter().map(|r| view! {
-                    <RuleCard rule=r flows=flows on_deleted=move |()| list.refetch()/>
-                }).collect_view().into_any(),
-            }}
+            {move || form.get().map(|rule| view! {
+                <RuleForm rule=rule flows=wf.with(|f| ok(f).to_vec()) busy=busy error=form_error on_submit=save/>
+            })}
+            <div class="stack" inner_html=body></div>
+            {move || deleting.get().map(|rule| view! {
+                <ConfirmDialog
+                    title=format!("Delete alert “{}”?", rule.name)
+                    message="It stops firing at once, and its delivery log goes with it."
+                    confirm_label="Delete alert"
+                    busy=delete_busy
+                    error=delete_error
+                    on_confirm=confirm_delete
+                    on_cancel=move |()| deleting.set(None)
+                />
+            })}
         </section>
+    }
+}
+
+/// The loaded workflows, none while loading or failed.
+fn ok(flows: &Option<Result<Vec<Workflow>, api::Error>>) -> &[Workflow] {
+    flows
+        .as_ref()
+        .and_then(|r| r.as_ref().ok())
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Loads rule `id`'s delivery log into `extras`.
+async fn load_log(extras: Extras, id: String) {
+    let log = alerts::deliveries(id.clone()).await.map_err(|e| e.detail());
+    let _ = extras.try_update(|x| extra(x, &id).log = Some(log));
+}
+
+/// Queues a test alert for rule `id`, opens its log and follows the
+/// delivery until its first attempt (a failed attempt is retried later).
+fn send_test(extras: Extras, id: String) {
+    let set = move |id: &str, outcome: (&'static str, &str)| {
+        extras.try_update(|x| {
+            extra(x, id).outcome = Some((outcome.0, outcome.1.to_owned()));
+        })
+    };
+    set(
+        &id,
+        (
+            "notice",
+            "Test alert queued; waiting for the first attempt…",
+        ),
+    );
+    extras.update(|x| extra(x, &id).open = true);
+    spawn_local(async move {
+        let sent = match alerts::test(&id).await {
+            Ok(d) => d["delivery_id"].clone(),
+            Err(e) => {
+                set(&id, ("notice notice-error", &e.detail()));
+                return;
+            }
+        };
+        for _ in 0..30 {
+            let log = alerts::deliveries(id.clone()).await.map_err(|e| e.detail());
+            let done = log
+                .as_ref()
+                .ok()
+                .and_then(|l| l.as_array()?.iter().find(|d| d["id"] == sent))
+                .and_then(attempt);
+            if extras
+                .try_update(|x| extra(x, &id).log = Some(log))
+                .is_none()
+            {
+                return;
+            }
+            if let Some((ok, text)) = done {
+                set(
+                    &id,
+                    (
+                        if ok {
+                            "notice notice-ok"
+                        } else {
+                            "notice notice-error"
+                        },
+                        &text,
+                    ),
+                );
+                return;
+            }
+            sleep(1000).await;
+        }
+        set(
+            &id,
+            (
+                "notice notice-error",
+                "No attempt yet: is the executor running? See the log.",
+            ),
+        );
+    });
+}
+
+/// The last answer to a delivery: its error, else its HTTP status.
+fn answer(d: &Value) -> Option<String> {
+    d["last_error"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| d["last_status_code"].as_i64().map(|c| format!("HTTP {c}")))
+}
+
+/// How a delivery's first attempt went; `None` before it.
+fn attempt(d: &Value) -> Option<(bool, String)> {
+    let (attempts, said) = (
+        d["attempts"].as_i64().unwrap_or(0),
+        answer(d).unwrap_or_default(),
+    );
+    match d["status"].as_str().unwrap_or("") {
+        "delivered" => Some((true, format!("Delivered: the receiver answered {said}."))),
+        "pending" if attempts == 0 => None,
+        status => Some((
+            false,
+            format!("Not delivered ({status}, attempt {attempts}): {said}"),
+        )),
     }
 }
 
@@ -126,258 +351,121 @@ fn condition(r: &Rule) -> String {
     }
 }
 
-/// What became of a test send.
-#[derive(Clone)]
-enum Outcome {
-    Waiting,
-    Done(bool, String),
+/// The rule cards as escaped HTML; `when` formats a timestamp.
+#[inline(never)]
+fn cards(
+    rules: &[Rule],
+    flows: &[Workflow],
+    extras: &[(String, Extra)],
+    when: fn(&str) -> String,
+) -> String {
+    if rules.is_empty() {
+        return r#"<div class="card empty-state" data-testid="alerts-empty"><p class="empty-title">No alert rules</p><p>Create one to hear about failed runs, a rising failure rate or a growing queue.</p></div>"#.to_owned();
+    }
+    let mut out = String::new();
+    for r in rules {
+        let x = extras
+            .iter()
+            .find(|(i, _)| *i == r.id)
+            .map(|(_, x)| x.clone())
+            .unwrap_or_default();
+        let id = html(&r.id);
+        let button = |action: &str, label: &str, class: &str| {
+            format!(
+                r#"<button type="button" class="button button-small {class}" data-action="{action}" data-id="{id}" data-testid="alert-{action}">{label}</button>"#
+            )
+        };
+        let scope = r.workflow_id.as_ref().map_or("all workflows", |w| {
+            flows
+                .iter()
+                .find(|f| f.id == *w)
+                .map_or(w.as_str(), |f| f.name.as_str())
+        });
+        let (badge, state, toggle) = if r.enabled {
+            ("badge-ok", "enabled", "Disable")
+        } else {
+            ("badge-off", "disabled", "Enable")
+        };
+        let waiting = x.outcome.as_ref().is_some_and(|o| o.0 == "notice");
+        out += &format!(
+            r#"<article class="card alert-card" data-testid="alert-card"><div class="card-header"><h3 class="card-title" data-testid="alert-title">{}</h3><span class="badge {badge}" data-testid="alert-state">{state}</span></div><dl class="facts"><div><dt>When</dt><dd data-testid="alert-condition">{}</dd></div><div><dt>Runs of</dt><dd>{}</dd></div><div><dt>Sends to</dt><dd><code data-testid="alert-target">{}</code></dd></div><div><dt>Last fired</dt><dd>{}</dd></div></dl><div class="actions">{}{}{}{}{}</div>"#,
+            html(&r.name),
+            html(&condition(r)),
+            html(scope),
+            html(&r.url),
+            r.last_fired_at
+                .as_deref()
+                .map_or_else(|| "never".to_owned(), when),
+            button(
+                "test",
+                if waiting { "Sending…" } else { "Send test" },
+                "button-secondary"
+            ),
+            button(
+                "log",
+                if x.open {
+                    "Hide deliveries"
+                } else {
+                    "Deliveries"
+                },
+                "button-secondary"
+            ),
+            button("edit", "Edit", "button-secondary"),
+            button("toggle", toggle, "button-secondary"),
+            button("delete", "Delete", "button-danger-quiet"),
+        );
+        if let Some((class, text)) = &x.outcome {
+            out += &format!(
+                r#"<p class="{class}" role="status" data-testid="alert-test-outcome">{}</p>"#,
+                html(text)
+            );
+        }
+        if x.open {
+            out += &format!(
+                r#"<section class="delivery-log" data-testid="alert-delivery-log"><div class="card-header"><h4 class="card-subtitle">Deliveries</h4>{}</div>{}</section>"#,
+                button("refresh", "Refresh", "button-secondary"),
+                log_html(x.log.as_ref(), when)
+            );
+        }
+        out += "</article>";
+    }
+    out
 }
 
-#[component]
-fn RuleCard(rule: Rule, flows: Flows, #[prop(into)] on_deleted: Callback<()>) -> impl IntoView {
-    let id = StoredValue::new(rule.id.clone());
-    let rule = RwSignal::new(rule);
-    let action_error = RwSignal::new(None::<api::Error>);
-
-    // Edit and enable/disable.
-    let editing = RwSignal::new(false);
-    let busy = RwSignal::new(false);
-    let patch = move |body: Value| {
-        busy.set(true);
-        action_error.set(None);
-        spawn_local(async move {
-            match alerts::update(&id.get_value(), &body).await {
-                Ok(r) => {
-                    rule.set(r);
-                    editing.set(false);
-                }
-                Err(e) => action_error.set(Some(e)),
-            }
-            busy.set(false);
-        });
+/// A delivery log table (or why there is none).
+#[inline(never)]
+fn log_html(log: Option<&Result<Value, String>>, when: fn(&str) -> String) -> String {
+    let list = match log {
+        None => return r#"<p class="muted">Loading deliveries…</p>"#.to_owned(),
+        Some(Err(e)) => return format!(r#"<p class="form-error" role="alert">{}</p>"#, html(e)),
+        Some(Ok(l)) => l.as_array().map_or(&[][..], Vec::as_slice),
     };
-
-    // Test send, followed in the delivery log.
-    let log = RwSignal::new(None::<Result<Vec<Delivery>, api::Error>>);
-    let log_open = RwSignal::new(false);
-    let load_log = move || {
-        spawn_local(async move {
-            let _ = log.try_set(Some(alerts::deliveries(&id.get_value()).await));
-        });
-    };
-    let outcome = RwSignal::new(None::<Outcome>);
-    let send_test = move |_| {
-        outcome.set(Some(Outcome::Waiting));
-        action_error.set(None);
-        log_open.set(true);
-        spawn_local(async move {
-            let sent = match alerts::test(&id.get_value()).await {
-                Ok(d) => d,
-                Err(e) => {
-                    outcome.set(None);
-                    action_error.set(Some(e));
-                    return;
-                }
+    if list.is_empty() {
+        return r#"<p class="muted" data-testid="alert-deliveries-empty">Nothing sent yet.</p>"#
+            .to_owned();
+    }
+    let rows: String = list
+        .iter()
+        .map(|d| {
+            let status = d["status"].as_str().unwrap_or("");
+            let badge = match status {
+                "delivered" => "badge-ok",
+                "failed" => "badge-error",
+                _ => "badge-off",
             };
-            // The executor sends within seconds; a failed first attempt is
-            // retried later, so stop at the first attempt's result.
-            for _ in 0..30 {
-                let got = alerts::deliveries(&id.get_value()).await;
-                let done = got
-                    .as_ref()
-                    .ok()
-                    .and_then(|l| l.iter().find(|d| d.id == sent))
-                    .and_then(
-                        |d| match (d.status.as_str(), d.last_status_code, &d.last_error) {
-                            ("delivered", code, _) => Some(Outcome::Done(
-                                true,
-                                format!(
-                                    "Delivered: the receiver answered HTTP {}.",
-                                    code.unwrap_or(200)
-                                ),
-                            )),
-                            (_, _, _) if d.is_pending() && d.attempts == 0 => None,
-                            (status, code, err) => Some(Outcome::Done(
-                                false,
-                                format!(
-                                    "Not delivered ({status}, attempt {}): {}",
-                                    d.attempts,
-                                    err.clone()
-                                        .or_else(|| code.map(|c| format!("HTTP {c}")))
-                                        .unwrap_or_default()
-                                ),
-                            )),
-                        },
-                    );
-                if log.try_set(Some(got)).is_some() {
-                    return;
-                }
-                if let Some(o) = done {
-                    outcome.set(Some(o));
-                    return;
-                }
-                sleep(1000).await;
-            }
-            outcome.set(Some(Outcome::Done(
-                false,
-                "No answer yet: is the executor running? See the log.".into(),
-            )));
-        });
-    };
-    let toggle_log = move |_| {
-        log_open.update(|o| *o = !*o);
-        if log_open.get_untracked() {
-            load_log();
-        }
-    };
-
-    // Delete.
-    let deleting = RwSignal::new(false);
-    let delete_busy = RwSignal::new(false);
-    let delete_error = RwSignal::new(None::<String>);
-    let confirm_delete = move |()| {
-        delete_busy.set(true);
-        spawn_local(async move {
-            match alerts::remove(&id.get_value()).await {
-                Ok(()) => {
-                    deleting.set(false);
-                    on_deleted.run(());
-                }
-                Err(e) => delete_error.set(Some(e.detail())),
-            }
-            delete_busy.set(false);
-        });
-    };
-
-    let scope = move || {
-        let w = rule.with(|r| r.workflow_id.clone());
-        match w {
-            None => "all workflows".to_owned(),
-            Some(w) => flows
-                .with(|f| f.iter().find(|(i, _)| *i == w).map(|(_, n)| n.clone()))
-                .unwrap_or(w),
-        }
-    };
-    let enabled = move || rule.with(|r| r.enabled);
-    view! {
-        <article class="card alert-card" data-testid="alert-card">
-            <div class="card-header">
-                <h3 class="card-title" data-testid="alert-name">{move || rule.with(|r| r.name.clone())}</h3>
-                <span class=move || if enabled() { "badge badge-ok" } else { "badge badge-off" } data-testid="alert-state">
-                    {move || if enabled() { "enabled" } else { "disabled" }}
-                </span>
-            </div>
-            {move || if editing.get() {
-                view! {
-                    <RuleForm rule=Some(rule.get_untracked()) flows=flows busy=busy error=action_error submit="Save"
-                        on_submit=patch on_cancel=move |()| editing.set(false)/>
-                }.into_any()
-            } else {
-                rule.with(|r| view! {
-                    <dl class="facts">
-                        <div><dt>"When"</dt><dd data-testid="alert-condition">{condition(r)}</dd></div>
-                        <div><dt>"Runs of"</dt><dd>{scope}</dd></div>
-                        <div><dt>"Sends to"</dt><dd><code data-testid="alert-url">{r.url.clone()}</code></dd></div>
-                        <div><dt>"Last fired"</dt><dd>{r.last_fired_at.as_deref().map_or_else(|| "never".to_owned(), format::relative)}</dd></div>
-                    </dl>
-                }).into_any()
-            }}
-            <div class="actions">
-                <button type="button" class="button button-secondary button-small" data-testid="alert-test"
-                    disabled=move || matches!(outcome.get(), Some(Outcome::Waiting)) on:click=send_test>
-                    {move || if matches!(outcome.get(), Some(Outcome::Waiting)) { "Sending…" } else { "Send test" }}
-                </button>
-                <button type="button" class="button button-secondary button-small" data-testid="alert-log" on:click=toggle_log>
-                    {move || if log_open.get() { "Hide deliveries" } else { "Deliveries" }}
-                </button>
-                <button type="button" class="button button-secondary button-small" data-testid="alert-edit"
-                    on:click=move |_| { action_error.set(None); editing.set(true); }>"Edit"</button>
-                <button type="button" class="button button-secondary button-small" data-testid="alert-toggle"
-                    disabled=move || busy.get() on:click=move |_| patch(json!({ "enabled": !enabled() }))>
-                    {move || if enabled() { "Disable" } else { "Enable" }}
-                </button>
-                <button type="button" class="button button-danger-quiet button-small" data-testid="alert-delete"
-                    on:click=move |_| { delete_error.set(None); deleting.set(true); }>"Delete"</button>
-            </div>
-            {move || (!editing.get()).then(|| action_error.get().map(|e| view! { <ErrorNotice error=e/> })).flatten()}
-            {move || outcome.get().map(|o| {
-                let (class, text) = match o {
-                    Outcome::Waiting => ("notice", "Test alert queued; waiting for the first attempt…".to_owned()),
-                    Outcome::Done(true, t) => ("notice notice-ok", t),
-                    Outcome::Done(false, t) => ("notice notice-error", t),
-                };
-                view! { <p class=class role="status" data-testid="alert-test-outcome">{text}</p> }
-            })}
-            <Show when=move || log_open.get()>
-                <DeliveryLog log=log on_refresh=move |()| load_log()/>
-            </Show>
-            {move || deleting.get().then(|| view! {
-                <ConfirmDialog
-                    title=format!("Delete alert “{}”?", rule.with_untracked(|r| r.name.clone()))
-                    message="It stops firing at once, and its delivery log goes with it."
-                    confirm_label="Delete alert"
-                    busy=delete_busy
-                    error=delete_error
-                    on_confirm=confirm_delete
-                    on_cancel=move |()| deleting.set(false)
-                />
-            })}
-        </article>
-    }
-}
-
-/// A rule's deliveries, newest first.
-#[component]
-fn DeliveryLog(
-    #[prop(into)] log: Signal<Option<Result<Vec<Delivery>, api::Error>>>,
-    #[prop(into)] on_refresh: Callback<()>,
-) -> impl IntoView {
-    let rows = move || {
-        match log.get() {
-        None => view! { <Loading label="Loading deliveries…"/> }.into_any(),
-        Some(Err(e)) => view! { <ErrorNotice error=e/> }.into_any(),
-        Some(Ok(list)) if list.is_empty() => {
-            view! { <p class="muted" data-testid="alert-deliveries-empty">"Nothing sent yet."</p> }.into_any()
-        }
-        Some(Ok(list)) => view! {
-            <table class="table table-compact" data-testid="alert-delivery-table">
-                <thead><tr><th>"Queued"</th><th>"Type"</th><th>"Status"</th><th>"Attempts"</th><th>"Answer"</th></tr></thead>
-                <tbody>
-                    {list.into_iter().map(|d| {
-                        let badge = match d.status.as_str() {
-                            "delivered" => "badge badge-ok",
-                            "failed" => "badge badge-error",
-                            _ => "badge badge-off",
-                        };
-                        let answer = d.last_error.clone()
-                            .or_else(|| d.last_status_code.map(|c| format!("HTTP {c}")))
-                            .unwrap_or_else(|| "–".into());
-                        view! {
-                            <tr data-testid="alert-delivery-row">
-                                <td data-label="Queued"><time title=format::local(&d.created_at)>{format::relative(&d.created_at)}</time></td>
-                                <td data-label="Type"><code>{d.kind}</code></td>
-                                <td data-label="Status"><span class=badge>{d.status}</span></td>
-                                <td data-label="Attempts">{d.attempts}</td>
-                                <td data-label="Answer" class="wrap">{answer}</td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        }
-        .into_any(),
-    }
-    };
-    view! {
-        <section class="delivery-log" data-testid="alert-delivery-log">
-            <div class="card-header">
-                <h3 class="card-subtitle">"Deliveries"</h3>
-                <button type="button" class="button button-secondary button-small" data-testid="alert-log-refresh"
-                    on:click=move |_| on_refresh.run(())>"Refresh"</button>
-            </div>
-            {rows}
-        </section>
-    }
+            format!(
+                r#"<tr data-testid="alert-delivery-row"><td data-label="Queued">{}</td><td data-label="Type"><code>{}</code></td><td data-label="Status"><span class="badge {badge}">{}</span></td><td data-label="Attempts">{}</td><td data-label="Answer" class="wrap">{}</td></tr>"#,
+                when(d["created_at"].as_str().unwrap_or("")),
+                html(d["type"].as_str().unwrap_or("")),
+                html(status),
+                d["attempts"].as_i64().unwrap_or(0),
+                html(&answer(d).unwrap_or_else(|| "–".into()))
+            )
+        })
+        .collect();
+    format!(
+        r#"<table class="table table-compact" data-testid="alert-delivery-table"><thead><tr><th>Queued</th><th>Type</th><th>Status</th><th>Attempts</th><th>Answer</th></tr></thead><tbody>{rows}</tbody></table>"#
+    )
 }
 
 /// The form's fields, as typed.
@@ -419,6 +507,22 @@ impl Draft {
             window_min: (r.window_secs / 60).to_string(),
             min_runs: r.min_runs.to_string(),
             cooldown_min: (r.cooldown_secs / 60).to_string(),
+        }
+    }
+
+    /// The fields of a submitted form (see [`form_html`] for the names).
+    fn read(form: &web_sys::FormData) -> Self {
+        let get = |name: &str| form.get(name).as_string().unwrap_or_default();
+        let kind = get("kind");
+        Self {
+            name: get("name"),
+            threshold: get(if kind == "queue_lag" { "lag" } else { "rate" }),
+            kind,
+            url: get("url"),
+            workflow: get("workflow"),
+            window_min: get("window"),
+            min_runs: get("min_runs"),
+            cooldown_min: get("cooldown"),
         }
     }
 
@@ -471,23 +575,85 @@ impl Draft {
     }
 }
 
-/// Create or edit a rule; `on_submit` gets the request body.
+/// The form's fields as escaped HTML. Classes `f-rate`, `f-lag`, `f-flow`
+/// and `f-cool` mark the fields only some kinds use (style.css shows them
+/// for the chosen kind).
+#[inline(never)]
+fn form_html(d: &Draft, flows: &[Workflow]) -> String {
+    let option = |value: &str, label: &str, on: bool| {
+        format!(
+            r#"<option value="{}"{}>{}</option>"#,
+            html(value),
+            if on { " selected" } else { "" },
+            html(label)
+        )
+    };
+    let input = |class: &str, label: &str, name: &str, kind: &str, value: &str, hint: &str| {
+        format!(
+            r#"<div class="field {class}"><label for="alert-{name}">{label}</label><input id="alert-{name}" name="{name}" class="input" type="{kind}" step="any" data-testid="alert-{name}" value="{}" placeholder="{hint}"></div>"#,
+            html(value)
+        )
+    };
+    let kinds: String = KINDS
+        .iter()
+        .map(|(k, l)| option(k, l, d.kind == *k))
+        .collect();
+    let flows: String = flows
+        .iter()
+        .map(|f| option(&f.id, &f.name, d.workflow == f.id))
+        .collect();
+    [
+        input("", "Name", "name", "text", &d.name, "Payment failures"),
+        format!(
+            r#"<div class="field"><label for="alert-kind">When</label><select id="alert-kind" name="kind" class="select" data-testid="alert-kind">{kinds}</select></div>"#
+        ),
+        input("field-wide", "Send to (URL)", "url", "url", &d.url, "https://ops.example.com/meshhook"),
+        format!(
+            r#"<div class="field f-flow"><label for="alert-workflow">Runs of</label><select id="alert-workflow" name="workflow" class="select" data-testid="alert-workflow"><option value="">All workflows</option>{flows}</select></div>"#
+        ),
+        input("f-rate", "Failure rate at least (%)", "rate", "number", &d.threshold, "50"),
+        input("f-rate", "Over the last (minutes)", "window", "number", &d.window_min, "60"),
+        input("f-rate", "With at least (runs)", "min_runs", "number", &d.min_runs, "10"),
+        input("f-lag", "Lag over (seconds)", "lag", "number", &d.threshold, "60"),
+        input("f-cool", "Quiet time (minutes)", "cooldown", "number", &d.cooldown_min, "15"),
+    ]
+    .concat()
+}
+
+/// Edit `rule`, or create one when it has no id; `on_submit` gets the
+/// request body. Its "Cancel" button is `data-action="cancel"` for the
+/// page's click handler.
 #[component]
 fn RuleForm(
-    rule: Option<Rule>,
-    flows: Flows,
+    rule: Rule,
+    flows: Vec<Workflow>,
     #[prop(into)] busy: Signal<bool>,
     #[prop(into)] error: Signal<Option<api::Error>>,
-    submit: &'static str,
     #[prop(into)] on_submit: Callback<Value>,
-    #[prop(into)] on_cancel: Callback<()>,
 ) -> impl IntoView {
-    let draft = RwSignal::new(Draft::of(rule.as_ref()));
     let problem = RwSignal::new(None::<String>);
-    let kind = move || draft.with(|d| d.kind.clone());
-    let save = move |ev: leptos::ev::SubmitEvent| {
+    let rule = (!rule.id.is_empty()).then_some(rule);
+    let title = rule.as_ref().map_or_else(
+        || "New alert".to_owned(),
+        |r| format!("Edit “{}”", html(&r.name)),
+    );
+    let fields = format!(
+        r#"<h2 class="card-title">{title}</h2><div class="form-grid">{}</div>"#,
+        form_html(&Draft::of(rule.as_ref()), &flows)
+    );
+    let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        match draft.with_untracked(Draft::body) {
+        if busy.get_untracked() {
+            return;
+        }
+        let Some(data) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+            .and_then(|f| web_sys::FormData::new_with_form(&f).ok())
+        else {
+            return;
+        };
+        match Draft::read(&data).body() {
             Ok(body) => {
                 problem.set(None);
                 on_submit.run(body);
@@ -495,74 +661,18 @@ fn RuleForm(
             Err(p) => problem.set(Some(p)),
         }
     };
-    // One text field bound to one `Draft` member.
-    let field = move |label: &'static str,
-                      test_id: &'static str,
-                      kind_: &'static str,
-                      hint: &'static str,
-                      get: fn(&Draft) -> &String,
-                      set: fn(&mut Draft, String)| {
-        view! {
-            <div class="field">
-                <label for=test_id>{label}</label>
-                <input id=test_id class="input" type=kind_ data-testid=test_id placeholder=hint
-                    prop:value=move || draft.with(|d| get(d).clone())
-                    on:input=move |ev| draft.update(|d| set(d, event_target_value(&ev)))/>
-            </div>
-        }
+    let trouble = move || match (problem.get(), error.get()) {
+        (Some(p), _) => format!(r#"<p class="form-error" role="alert">{}</p>"#, html(&p)),
+        (None, Some(e)) => error_html(&e, false),
+        (None, None) => String::new(),
     };
-    let sel_kind = draft.with_untracked(|d| d.kind.clone());
-    let sel_flow = StoredValue::new(draft.with_untracked(|d| d.workflow.clone()));
     view! {
-        <form class="form" on:submit=save data-testid="alert-form">
-            <div class="form-grid">
-                {field("Name", "alert-name-input", "text", "Payment failures", |d| &d.name, |d, v| d.name = v)}
-                <div class="field">
-                    <label for="alert-kind">"When"</label>
-                    <select id="alert-kind" class="select" data-testid="alert-kind"
-                        on:change=move |ev| draft.update(|d| { d.kind = event_target_value(&ev); d.threshold.clear(); })>
-                        {KINDS.map(|(k, label)| view! { <option value=k selected={sel_kind == k}>{label}</option> }).collect_view()}
-                    </select>
-                </div>
-                <div class="field field-wide">
-                    <label for="alert-url">"Send to (URL)"</label>
-                    <input id="alert-url" class="input" type="url" required data-testid="alert-url-input"
-                        placeholder="https://ops.example.com/meshhook"
-                        prop:value=move || draft.with(|d| d.url.clone())
-                        on:input=move |ev| draft.update(|d| d.url = event_target_value(&ev))/>
-                </div>
-                <Show when=move || kind() != "queue_lag">
-                    <div class="field">
-                        <label for="alert-workflow">"Runs of"</label>
-                        <select id="alert-workflow" class="select" data-testid="alert-workflow"
-                            on:change=move |ev| draft.update(|d| d.workflow = event_target_value(&ev))>
-                            <option value="">"All workflows"</option>
-                            {move || flows.get().into_iter().map(|(id, name)| {
-                                let on = sel_flow.with_value(|s| *s == id);
-                                view! { <option value=id selected=on>{name}</option> }
-                            }).collect_view()}
-                        </select>
-                    </div>
-                </Show>
-                <Show when=move || kind() == "failure_rate">
-                    {field("Failure rate at least (%)", "alert-threshold", "number", "50", |d| &d.threshold, |d, v| d.threshold = v)}
-                    {field("Over the last (minutes)", "alert-window", "number", "60", |d| &d.window_min, |d, v| d.window_min = v)}
-                    {field("With at least (runs)", "alert-min-runs", "number", "10", |d| &d.min_runs, |d, v| d.min_runs = v)}
-                </Show>
-                <Show when=move || kind() == "queue_lag">
-                    {field("Lag over (seconds)", "alert-lag", "number", "60", |d| &d.threshold, |d, v| d.threshold = v)}
-                </Show>
-                <Show when=move || kind() != "run_failed">
-                    {field("Quiet time after an alert (minutes)", "alert-cooldown", "number", "15", |d| &d.cooldown_min, |d, v| d.cooldown_min = v)}
-                </Show>
-            </div>
-            {move || problem.get().map(|p| view! { <p class="form-error" role="alert">{p}</p> })}
-            {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
+        <form class="card form alert-form" on:submit=submit data-testid="alert-form">
+            <div class="form" inner_html=fields></div>
+            <div inner_html=trouble></div>
             <div class="form-actions">
-                <button type="submit" class="button" data-testid="alert-save" disabled=move || busy.get()>
-                    {move || if busy.get() { "Saving…" } else { submit }}
-                </button>
-                <button type="button" class="button button-secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+                <button type="submit" class="button" data-testid="alert-save" disabled=move || busy.get()>"Save"</button>
+                <button type="button" class="button button-secondary" data-action="cancel">"Cancel"</button>
             </div>
         </form>
     }
@@ -581,6 +691,22 @@ async fn sleep(ms: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rule() -> Rule {
+        Rule {
+            id: "a".into(),
+            name: "slow <ops>".into(),
+            kind: "failure_rate".into(),
+            url: "https://x.test".into(),
+            workflow_id: None,
+            threshold: Some(0.3),
+            window_secs: 900,
+            min_runs: 5,
+            cooldown_secs: 600,
+            enabled: true,
+            last_fired_at: None,
+        }
+    }
 
     #[test]
     fn bodies_convert_units_and_drop_what_the_kind_ignores() {
@@ -615,36 +741,68 @@ mod tests {
     }
 
     #[test]
+    fn rules_read_from_json() {
+        let v = json!({"id": "a", "name": "slow <ops>", "kind": "failure_rate", "url": "https://x.test",
+            "workflow_id": null, "threshold": 0.3, "window_secs": 900, "min_runs": 5, "cooldown_secs": 600,
+            "enabled": true, "last_fired_at": null, "created_at": "t"});
+        assert_eq!(Rule::from_json(&v), Some(rule()));
+        assert_eq!(Rule::from_json(&json!({})), None);
+    }
+
+    #[test]
     fn drafts_round_trip_rules_and_conditions_read_well() {
-        let rule = Rule {
-            id: "a".into(),
-            name: "slow".into(),
-            kind: "failure_rate".into(),
-            url: "https://x.test".into(),
-            workflow_id: None,
-            threshold: Some(0.3),
-            window_secs: 900,
-            min_runs: 5,
-            cooldown_secs: 600,
-            enabled: true,
-            last_fired_at: None,
-            created_at: String::new(),
-        };
-        let d = Draft::of(Some(&rule));
+        let d = Draft::of(Some(&rule()));
         assert_eq!((d.threshold.as_str(), d.window_min.as_str()), ("30", "15"));
         assert_eq!(d.body().map(|b| b["threshold"].clone()), Ok(json!(0.3)));
         assert_eq!(
-            condition(&rule),
+            condition(&rule()),
             "failure rate ≥ 30% over 15 min (at least 5 runs); at most every 10 min"
         );
         let lag = Rule {
             kind: "queue_lag".into(),
             threshold: Some(120.0),
-            ..rule
+            ..rule()
         };
         assert_eq!(
             condition(&lag),
             "a queued message older than 2 min; at most every 10 min"
         );
+        let flow = Workflow {
+            id: "w1".into(),
+            name: "a&b".into(),
+            definition: Value::Null,
+            status: String::new(),
+            latest_version: None,
+            updated_at: String::new(),
+        };
+        let form = form_html(&d, &[flow]);
+        assert!(form.contains(r#"<option value="failure_rate" selected>"#));
+        assert!(form.contains(r#"name="rate" class="input" type="number" step="any" data-testid="alert-rate" value="30""#));
+        assert!(form.contains(">a&amp;b</option>"));
+    }
+
+    #[test]
+    fn cards_escape_and_show_outcomes_and_logs() {
+        let none: Vec<(String, Extra)> = Vec::new();
+        assert!(cards(&[], &[], &none, str::to_owned).contains("alerts-empty"));
+        let delivery = json!({"id": "d", "type": "alert.test", "status": "delivered", "attempts": 1,
+            "last_status_code": 200, "last_error": null, "created_at": "t0"});
+        assert_eq!(
+            attempt(&delivery),
+            Some((true, "Delivered: the receiver answered HTTP 200.".into()))
+        );
+        assert_eq!(attempt(&json!({"status": "pending", "attempts": 0})), None);
+        let extra = Extra {
+            outcome: Some(("notice", "waiting".into())),
+            open: true,
+            log: Some(Ok(json!([delivery]))),
+        };
+        let html = cards(&[rule()], &[], &[("a".to_owned(), extra)], str::to_owned);
+        assert!(html.contains("slow &lt;ops&gt;") && !html.contains("<ops>"));
+        assert!(
+            html.contains(r#"data-action="test" data-id="a" data-testid="alert-test">Sending…"#)
+        );
+        assert!(html.contains("Hide deliveries") && html.contains("<code>alert.test</code>"));
+        assert!(html.contains(r#"data-testid="alert-test-outcome">waiting"#));
     }
 }
