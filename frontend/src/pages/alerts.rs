@@ -177,12 +177,12 @@ fn RuleList(project: Project) -> impl IntoView {
     };
     let body = move || {
         let mut out = String::new();
-        if let Some(e) = action_error.get() {
-            out += &error_html(&e, false);
+        if let Some(e) = action_error.with(|e| e.as_ref().map(|e| error_html(e, false))) {
+            out += &e;
         }
-        out + &match answer.get() {
+        out + &answer.with(|a| match a {
             None => loading_html("Loading alert rules…"),
-            Some(Err(e)) => error_html(&e, true),
+            Some(Err(e)) => error_html(e, true),
             Some(Ok(v)) => {
                 let rules: Vec<Rule> = v
                     .as_array()
@@ -192,7 +192,7 @@ fn RuleList(project: Project) -> impl IntoView {
                     .collect();
                 wf.with(|f| extras.with(|x| cards(&rules, ok(f), x, format::relative)))
             }
-        }
+        })
     };
 
     view! {

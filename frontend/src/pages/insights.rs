@@ -56,10 +56,12 @@ fn Dashboard(project: Project) -> impl IntoView {
         async move { workflows::list(&pid.get_value()).await },
     );
     let toolbar = move || flows.with(|f| window.with(|w| only.with(|o| toolbar(w, o, ok(f)))));
-    let body = move || match data.get() {
-        None => loading_html("Loading metrics…"),
-        Some(Err(e)) => error_html(&e, true),
-        Some(Ok(m)) => flows.with(|f| only.with(|o| report(&m, o, ok(f)))),
+    let body = move || {
+        data.with(|d| match d {
+            None => loading_html("Loading metrics…"),
+            Some(Err(e)) => error_html(e, true),
+            Some(Ok(m)) => flows.with(|f| only.with(|o| report(m, o, ok(f)))),
+        })
     };
     // One handler for every button (`data-action`, `data-window`) and one
     // for the workflow filter.
