@@ -217,6 +217,15 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
         let got = browser.find(By::Css(tid(id))).await?.text().await?;
         ensure!(got == want, "{id} shows {got:?}, expected {want}");
     }
+    // The page's styles apply: headline numbers in a grid, a plot of a
+    // sensible height.
+    let layout = browser
+        .eval("const s = document.querySelector('[data-testid=metrics-stats]'); const p = document.querySelector('.chart-plot'); return [getComputedStyle(s).display, Math.round(p.getBoundingClientRect().height)];")
+        .await?;
+    ensure!(
+        layout[0] == "grid" && (100..=400).contains(&layout[1].as_u64().unwrap_or(0)),
+        "metrics layout (stats display, plot height): {layout}"
+    );
     let line = browser.find(By::Css(tid("rate-line"))).await?;
     let points: usize = line
         .attr("data-points")
@@ -322,6 +331,13 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
         })
         .await?;
     browser.wait_for(&tid("alert-card"), UI_TIMEOUT).await?;
+    let title_margin = browser
+        .eval("return getComputedStyle(document.querySelector('[data-testid=alert-title]')).marginTop;")
+        .await?;
+    ensure!(
+        title_margin == "0px",
+        "alert card title margin {title_margin}"
+    );
     let condition = browser
         .find(By::Css(tid("alert-condition")))
         .await?
