@@ -537,18 +537,24 @@ async fn create_workflow(browser: &Browser, name: &str) -> Result<()> {
 
 /// The workflow list's row whose name is `name`.
 async fn workflow_row(browser: &Browser, name: &str) -> Result<WebElement> {
-    for row in browser.find_all(By::Css(tid("workflow-row"))).await? {
-        if row
-            .find(By::Css(tid("workflow-name")))
-            .await?
-            .text()
-            .await?
-            == name
-        {
-            return Ok(row);
+    // The list re-renders when it reloads: a row found a moment ago can go
+    // stale before its name is read, so look again until the timeout.
+    let deadline = std::time::Instant::now() + UI_TIMEOUT;
+    loop {
+        let mut last = anyhow::anyhow!("no workflow row named {name:?}");
+        for row in browser.find_all(By::Css(tid("workflow-row"))).await? {
+            let named = async { row.find(By::Css(tid("workflow-name"))).await?.text().await };
+            match named.await {
+                Ok(text) if text == name => return Ok(row),
+                Ok(_) => {}
+                Err(e) => last = e.into(),
+            }
         }
+        if std::time::Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!("no workflow row named {name:?}")
 }
 
 /// Waits until exactly `n` elements `[data-testid=<id>]` are on the page.
