@@ -574,11 +574,20 @@ async fn exported(browser: &Browser) -> Result<Value> {
     Ok(serde_json::from_str(text.as_str().context("export text")?)?)
 }
 
-async fn keyboard_and_scale(browser: &Browser, base: &str) -> Result<()> {
+/// Signs up `email` over REST, creates a project with one workflow holding
+/// `definition`, and signs the browser in as that user (its stored
+/// session). Answers the HTTP client, the access token and the workflow id.
+async fn signed_in_with_workflow(
+    browser: &Browser,
+    base: &str,
+    email: &str,
+    name: &str,
+    definition: &Value,
+) -> Result<(reqwest::Client, String, String)> {
     let http = reqwest::Client::new();
     let auth: Value = http
         .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"email": "keys@example.com", "password": PASSWORD}))
+        .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await?
         .json()
@@ -587,24 +596,21 @@ async fn keyboard_and_scale(browser: &Browser, base: &str) -> Result<()> {
     let project: Value = http
         .post(format!("{base}/api/v1/projects"))
         .bearer_auth(&token)
-        .json(&json!({"name": "Big"}))
+        .json(&json!({"name": name}))
         .send()
         .await?
         .json()
         .await?;
     let pid = project["id"].as_str().context("project")?;
-    let definition = big_definition();
-    ensure!(definition["edges"].as_array().map(Vec::len) == Some(250));
     let wf: Value = http
         .post(format!("{base}/api/v1/projects/{pid}/workflows"))
         .bearer_auth(&token)
-        .json(&json!({"name": "Two hundred", "definition": definition}))
+        .json(&json!({"name": name, "definition": definition}))
         .send()
         .await?
         .json()
         .await?;
-    let wid = wf["id"].as_str().context("workflow")?;
-
+    let wid = wf["id"].as_str().context("workflow")?.to_owned();
     browser.goto(&format!("{base}/signin")).await?;
     browser
         .eval(&format!(
@@ -612,6 +618,20 @@ async fn keyboard_and_scale(browser: &Browser, base: &str) -> Result<()> {
             json!({"access_token": auth["access_token"], "refresh_token": auth["refresh_token"], "user": auth["user"]})
         ))
         .await?;
+    Ok((http, token, wid))
+}
+
+async fn keyboard_and_scale(browser: &Browser, base: &str) -> Result<()> {
+    let definition = big_definition();
+    ensure!(definition["edges"].as_array().map(Vec::len) == Some(250));
+    let (_, _, wid) = signed_in_with_workflow(
+        browser,
+        base,
+        "keys@example.com",
+        "Two hundred",
+        &definition,
+    )
+    .await?;
     browser.goto(&format!("{base}/workflows/{wid}")).await?;
     browser.wait_for(&tid("node-n10_5"), READY_TIMEOUT).await?;
     wait_count(browser, ".node", 200).await?;
@@ -754,24 +774,6 @@ async fn run_page_follows_a_live_run_on_its_dag_and_resumes_from_a_picked_step()
 }
 
 async fn live_run(browser: &Browser, base: &str, remote: &str) -> Result<()> {
-    let http = reqwest::Client::new();
-    let auth: Value = http
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"email": "live@example.com", "password": PASSWORD}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = auth["access_token"].as_str().context("token")?.to_owned();
-    let project: Value = http
-        .post(format!("{base}/api/v1/projects"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Live"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let pid = project["id"].as_str().context("project")?;
     let definition = json!({
         "nodes": [
             {"id": "pick", "type": "transform", "config": {"expression": "trigger.body"}},
@@ -783,22 +785,16 @@ async fn live_run(browser: &Browser, base: &str, remote: &str) -> Result<()> {
             {"from": "pick", "to": "wait"}, {"from": "wait", "to": "call"}, {"from": "call", "to": "done"}
         ]
     });
-    let wf: Value = http
-        .post(format!("{base}/api/v1/projects/{pid}/workflows"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Slow and flaky", "definition": definition}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let wid = wf["id"].as_str().context("workflow")?;
-
-    browser.goto(&format!("{base}/signin")).await?;
+    let (http, token, wid) = signed_in_with_workflow(
+        browser,
+        base,
+        "live@example.com",
+        "Slow and flaky",
+        &definition,
+    )
+    .await?;
     browser
-        .eval(&format!(
-            "window.localStorage.setItem('meshhook.session', JSON.stringify({})); window.localStorage.setItem('meshhook-theme', 'dark'); return true;",
-            json!({"access_token": auth["access_token"], "refresh_token": auth["refresh_token"], "user": auth["user"]})
-        ))
+        .eval("window.localStorage.setItem('meshhook-theme', 'dark'); return true;")
         .await?;
     let started: Value = http
         .post(format!("{base}/api/v1/workflows/{wid}/test-runs"))
