@@ -11,7 +11,7 @@
 //!   in seq order per run, without gaps or duplicates: rows are read by seq
 //!   after each notification (and on a 15 s timer for a run feed), never
 //!   taken from the notification. Resume after a reconnect with
-//!   `?after=<last seq seen>`.
+//!   `?after=<last seq seen>` (or `?from_seq=<first seq wanted>`).
 //! - **Redaction**: each frame's `data` goes through the project's PII
 //!   redaction rules ([`super::redaction`]) before it is sent.
 //! - **Backpressure**: a frame the client does not take within 5 s closes
@@ -104,6 +104,9 @@ pub struct LiveQuery {
     /// Run feeds: send events with `seq` greater than this first (default 0,
     /// the whole log).
     after: Option<i64>,
+    /// Run feeds: send events with `seq` from this one on (inclusive; the
+    /// same as `after=from_seq-1`). When both are given, `after` wins.
+    from_seq: Option<i64>,
 }
 
 fn header_token(headers: &HeaderMap) -> Option<String> {
@@ -437,7 +440,11 @@ async fn run_live(
     Query(q): Query<LiveQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, Error> {
-    let after = q.after.unwrap_or(0).max(0);
+    let after = q
+        .after
+        .or_else(|| q.from_seq.map(|from| from.saturating_sub(1)))
+        .unwrap_or(0)
+        .max(0);
     upgrade(
         ctx,
         client,

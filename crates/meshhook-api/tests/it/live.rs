@@ -91,6 +91,19 @@ async fn a_run_feed_sends_the_backlog_then_live_events_and_resumes_after_a_seq()
     .unwrap();
     let rest = until_done(&mut s).await;
     assert_eq!(seqs(&rest), (3..=n).collect::<Vec<_>>());
+    drop(s);
+
+    // `from_seq` is inclusive: from 4 on.
+    let mut s = connect(&ws_url(
+        &app,
+        &format!(
+            "/api/v1/runs/{run}/live?from_seq=4&access_token={}",
+            u.token
+        ),
+    ))
+    .await;
+    let rest = until_done(&mut s).await;
+    assert_eq!(seqs(&rest), (4..=n).collect::<Vec<_>>());
 }
 
 #[tokio::test]
