@@ -515,9 +515,187 @@ pub struct Rewrapped {
 }
 
 /// Re-wraps every data key not under the keyring's current KEK (after a
-/// rotation), in batches, each row updated only if nobody replaced it
+/// rotation): project secrets, alert rules' signing secrets and webhooks'
+/// signing keys. In batches, each row updated only if nobody replaced it
 /// meanwhile. Safe to run while workers read secrets.
 pub async fn rewrap(conn: &mut PgConnection, keyring: &Keyring) -> Result<Rewrapped, Error> {
+    let mut report = rewrap_secrets(conn, keyring).await?;
+    let alerts = rewrap_alert_rules(conn, keyring).await?;
+    let hooks = rewrap_webhook_keys(conn, keyring).await?;
+    for r in [alerts, hooks] {
+        report.moved += r.moved;
+        report.unreadable.extend(r.unreadable);
+    }
+    Ok(report)
+}
+
+/// [`rewrap`] for alert rules (sealed as `alert-rule:<id>`).
+async fn rewrap_alert_rules(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+) -> Result<Rewrapped, Error> {
+    #[derive(sqlx::FromRow)]
+    struct Rule {
+        id: Uuid,
+        project_id: Uuid,
+        wrapped_dek: Vec<u8>,
+        dek_nonce: Vec<u8>,
+        kek_id: String,
+    }
+    let mut report = Rewrapped::default();
+    let mut after = Uuid::nil();
+    loop {
+        let batch: Vec<Rule> = sqlx::query_as(
+            "SELECT id, project_id, wrapped_dek, dek_nonce, kek_id FROM meshhook.alert_rules
+             WHERE kek_id <> $1 AND id > $2 ORDER BY id LIMIT 100",
+        )
+        .bind(keyring.current_id())
+        .bind(after)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(last) = batch.last() else {
+            return Ok(report);
+        };
+        after = last.id;
+        for Rule {
+            id,
+            project_id,
+            wrapped_dek,
+            dek_nonce,
+            kek_id,
+        } in batch
+        {
+            let sealed = Sealed {
+                ciphertext: Vec::new(),
+                nonce: Vec::new(),
+                wrapped_dek,
+                dek_nonce,
+                kek_id,
+            };
+            let name = format!("alert-rule:{id}");
+            let new = match rewrap_sealed(keyring, project_id, &name, &sealed) {
+                Ok(new) => new,
+                Err(Error::UnknownKek { .. } | Error::Undecryptable(_)) => {
+                    report.unreadable.push(id);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let r = sqlx::query(
+                "UPDATE meshhook.alert_rules SET wrapped_dek = $2, dek_nonce = $3, kek_id = $4
+                 WHERE id = $1 AND kek_id = $5 AND wrapped_dek = $6",
+            )
+            .bind(id)
+            .bind(&new.wrapped_dek)
+            .bind(&new.dek_nonce)
+            .bind(&new.kek_id)
+            .bind(&sealed.kek_id)
+            .bind(&sealed.wrapped_dek)
+            .execute(&mut *conn)
+            .await?;
+            report.moved += r.rows_affected();
+        }
+    }
+}
+
+/// [`rewrap`] for webhooks' signing keys: `signing_keys` is a JSON array
+/// of sealed entries (`kek_id`, base64 `wrapped_dek` and `dek_nonce`, ...;
+/// sealed as `webhook:<id>`); each entry under another KEK is re-wrapped,
+/// the rest of the entry kept as it is.
+async fn rewrap_webhook_keys(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+) -> Result<Rewrapped, Error> {
+    let mut report = Rewrapped::default();
+    let mut after = Uuid::nil();
+    loop {
+        let batch: Vec<(Uuid, Uuid, serde_json::Value)> = sqlx::query_as(
+            "SELECT id, project_id, signing_keys FROM meshhook.webhooks
+             WHERE id > $2 AND EXISTS (SELECT 1 FROM jsonb_array_elements(signing_keys) k
+                                       WHERE k ->> 'kek_id' <> $1)
+             ORDER BY id LIMIT 100",
+        )
+        .bind(keyring.current_id())
+        .bind(after)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(last) = batch.last() else {
+            return Ok(report);
+        };
+        after = last.0;
+        for (id, project_id, keys) in batch {
+            let name = format!("webhook:{id}");
+            let mut new_keys = keys.clone();
+            let mut moved = 0;
+            let mut readable = true;
+            for entry in new_keys.as_array_mut().into_iter().flatten() {
+                match rewrap_entry(keyring, project_id, &name, entry) {
+                    Ok(true) => moved += 1,
+                    Ok(false) => {}
+                    Err(Error::UnknownKek { .. } | Error::Undecryptable(_)) => readable = false,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !readable {
+                report.unreadable.push(id);
+            }
+            if moved == 0 {
+                continue;
+            }
+            let r = sqlx::query(
+                "UPDATE meshhook.webhooks SET signing_keys = $2 WHERE id = $1 AND signing_keys = $3",
+            )
+            .bind(id)
+            .bind(&new_keys)
+            .bind(&keys)
+            .execute(&mut *conn)
+            .await?;
+            report.moved += r.rows_affected() * moved;
+        }
+    }
+}
+
+/// Re-wraps one sealed JSON entry in place if it is under another KEK;
+/// `Ok(true)` when it moved.
+fn rewrap_entry(
+    keyring: &Keyring,
+    project_id: Uuid,
+    name: &str,
+    entry: &mut serde_json::Value,
+) -> Result<bool, Error> {
+    let field = |entry: &serde_json::Value, key: &str| -> Result<String, Error> {
+        entry
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Undecryptable(format!("a signing key lacks `{key}`")))
+    };
+    let kek_id = field(entry, "kek_id")?;
+    if kek_id == keyring.current_id() {
+        return Ok(false);
+    }
+    let bytes = |key: &str| -> Result<Vec<u8>, Error> {
+        B64.decode(field(entry, key)?)
+            .map_err(|_| Error::Undecryptable(format!("a signing key's `{key}` is not base64")))
+    };
+    let sealed = Sealed {
+        ciphertext: Vec::new(),
+        nonce: Vec::new(),
+        wrapped_dek: bytes("wrapped_dek")?,
+        dek_nonce: bytes("dek_nonce")?,
+        kek_id,
+    };
+    let new = rewrap_sealed(keyring, project_id, name, &sealed)?;
+    if let Some(obj) = entry.as_object_mut() {
+        obj.insert("wrapped_dek".into(), B64.encode(&new.wrapped_dek).into());
+        obj.insert("dek_nonce".into(), B64.encode(&new.dek_nonce).into());
+        obj.insert("kek_id".into(), new.kek_id.into());
+    }
+    Ok(true)
+}
+
+/// [`rewrap`] for project secrets.
+async fn rewrap_secrets(conn: &mut PgConnection, keyring: &Keyring) -> Result<Rewrapped, Error> {
     #[derive(sqlx::FromRow)]
     struct Wrapped {
         id: Uuid,

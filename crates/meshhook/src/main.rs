@@ -194,7 +194,7 @@ async fn rotate_kek(cfg: &Config) -> anyhow::Result<()> {
     drop(conn);
     db.pool.close().await;
     println!(
-        "re-wrapped {} secret(s) under key `{}`",
+        "re-wrapped {} data key(s) (secrets, alert rules, webhook signing keys) under key `{}`",
         report.moved,
         keyring.current_id()
     );

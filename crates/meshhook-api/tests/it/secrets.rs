@@ -356,3 +356,96 @@ async fn a_ciphertext_copied_to_another_project_does_not_decrypt() {
     assert_eq!(list.status, StatusCode::OK);
     assert!(!list.text.contains("value-of-project"));
 }
+
+#[tokio::test]
+async fn rotate_kek_moves_alert_and_webhook_signing_secrets_too() {
+    let app = App::spawn().await;
+    let admin = app.user("rotator2").await;
+    let pid: Uuid = app.project(&admin, "rotation").await;
+    let wid = app
+        .workflow(
+            &admin,
+            pid,
+            json!({"nodes": [{"id": "t", "type": "terminate", "config": {"status": "succeeded"}}], "edges": []}),
+        )
+        .await;
+    let hook = app
+        .post(
+            &format!("/api/v1/workflows/{wid}/webhooks"),
+            &admin.token,
+            json!({"verification": {"scheme": "github"}, "signing_secret": "hook-secret-before-rotation"}),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
+    let hook_id: Uuid = hook.body["id"].as_str().unwrap().parse().unwrap();
+    // A rotation of the signing secret leaves two sealed keys (grace).
+    let rotated = app
+        .post(
+            &format!("/api/v1/webhooks/{hook_id}/rotate-secret"),
+            &admin.token,
+            json!({"signing_secret": "hook-secret-after-rotation", "grace_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let rule = app
+        .post(
+            &format!("/api/v1/projects/{pid}/alerts"),
+            &admin.token,
+            json!({"name": "failures", "kind": "run_failed", "url": "http://127.0.0.1:9/alerts"}),
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.text);
+    let rule_id: Uuid = rule.body["id"].as_str().unwrap().parse().unwrap();
+    let rule_secret = rule.body["signing_secret"].as_str().unwrap().to_owned();
+
+    let new = kek_spec("k2", 9);
+    let during = Keyring::parse(&new, &[&kek_spec("k1", 7)]).unwrap();
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    let report = vault::rewrap(&mut conn, &during).await.unwrap();
+    assert_eq!(report.moved, 3, "one alert secret and two webhook keys");
+    assert!(report.unreadable.is_empty());
+    assert_eq!(vault::rewrap(&mut conn, &during).await.unwrap().moved, 0);
+
+    // The old KEK can go: the new one alone opens both.
+    let only_new = Keyring::parse(&new, &[]).unwrap();
+    let keys: Value =
+        sqlx::query_scalar("SELECT signing_keys FROM meshhook.webhooks WHERE id = $1")
+            .bind(hook_id)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    let opened =
+        meshhook_api::hooks::keys::open(&only_new, pid, hook_id, &keys, chrono::Utc::now())
+            .unwrap();
+    let secrets: Vec<&[u8]> = opened.iter().map(|k| k.secret.as_slice()).collect();
+    assert_eq!(
+        secrets,
+        [
+            b"hook-secret-after-rotation".as_slice(),
+            b"hook-secret-before-rotation".as_slice()
+        ]
+    );
+    let sealed: (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, String) = sqlx::query_as(
+        "SELECT ciphertext, nonce, wrapped_dek, dek_nonce, kek_id FROM meshhook.alert_rules WHERE id = $1",
+    )
+    .bind(rule_id)
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    let sealed = vault::Sealed {
+        ciphertext: sealed.0,
+        nonce: sealed.1,
+        wrapped_dek: sealed.2,
+        dek_nonce: sealed.3,
+        kek_id: sealed.4,
+    };
+    assert_eq!(sealed.kek_id, "k2");
+    let plain = vault::open(
+        &only_new,
+        pid,
+        &meshhook_db::alerts::secret_name(rule_id),
+        &sealed,
+    )
+    .unwrap();
+    assert_eq!(plain.as_slice(), rule_secret.as_bytes());
+}
