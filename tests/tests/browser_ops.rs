@@ -190,7 +190,9 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
     .await
     .context("five finished runs")?;
     let metrics = wait_api(&api, &format!("/api/v1/projects/{pid}/metrics"), |v| {
-        v["workflows"][0]["succeeded"] == 3 && v["workflows"][0]["failed"] == 2
+        v["workflows"][0]["succeeded"] == 3
+            && v["workflows"][0]["failed"] == 2
+            && v["latency"].as_array().is_some_and(|l| !l.is_empty())
     })
     .await
     .context("the metrics views count the runs")?;

@@ -37,7 +37,8 @@ pub async fn unfinished_runs<'e>(ex: impl PgExecutor<'e>) -> Result<Vec<(String,
     .await?)
 }
 
-/// Refreshes every metrics view (`CONCURRENTLY`: readers are not blocked).
+/// Refreshes every metrics view (`CONCURRENTLY`: readers are not blocked),
+/// all in one transaction.
 /// Returns false, doing nothing, when another process is refreshing.
 pub async fn refresh_views(pool: &PgPool) -> Result<bool> {
     let mut conn = pool.acquire().await?;
@@ -48,13 +49,17 @@ pub async fn refresh_views(pool: &PgPool) -> Result<bool> {
     if !locked {
         return Ok(false);
     }
-    let mut result = Ok(true);
-    for &sql in REFRESHES {
-        if let Err(e) = sqlx::raw_sql(sql).execute(&mut *conn).await {
-            result = Err(e.into());
-            break;
+    // One transaction: readers see the views of one refresh together
+    // (never run counts that include a run whose step latency is missing).
+    let refresh = async {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        for &sql in REFRESHES {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
         }
-    }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(())
+    };
+    let result = refresh.await.map(|()| true).map_err(Into::into);
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(REFRESH_LOCK)
         .execute(&mut *conn)
