@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod live;
 pub mod metrics;
 pub mod projects;
 pub mod runs;
@@ -165,29 +166,30 @@ pub enum Method {
 
 /// `GET path` with the session's bearer token, decoding a JSON answer.
 pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, Error> {
-    call(Method::Get, path, None).await
+    parse(&call_text(Method::Get, path, None).await?)
 }
 
 /// `POST path` with a JSON body, decoding a JSON answer.
 pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, Error> {
-    call(Method::Post, path, Some(to_value(body)?)).await
+    let body = to_value(body)?;
+    parse(&call_text(Method::Post, path, Some(body)).await?)
 }
 
 /// `PUT path` with a JSON body, decoding a JSON answer.
 pub async fn put<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, Error> {
-    call(Method::Put, path, Some(to_value(body)?)).await
+    let body = to_value(body)?;
+    parse(&call_text(Method::Put, path, Some(body)).await?)
 }
 
 /// `PATCH path` with a JSON body, decoding a JSON answer.
 pub async fn patch<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, Error> {
-    call(Method::Patch, path, Some(to_value(body)?)).await
+    let body = to_value(body)?;
+    parse(&call_text(Method::Patch, path, Some(body)).await?)
 }
 
 /// `DELETE path`; the answer body (if any) is ignored.
 pub async fn delete(path: &str) -> Result<(), Error> {
-    call::<serde_json::Value>(Method::Delete, path, None)
-        .await
-        .map(|_| ())
+    call_text(Method::Delete, path, None).await.map(|_| ())
 }
 
 fn to_value<B: Serialize>(body: &B) -> Result<serde_json::Value, Error> {
@@ -195,27 +197,49 @@ fn to_value<B: Serialize>(body: &B) -> Result<serde_json::Value, Error> {
         .map_err(|e| Error::Network(format!("cannot encode the request: {e}")))
 }
 
-/// One API call with the stored session's bearer token. On a 401 the
-/// refresh token is exchanged once (`/api/v1/auth/refresh`) and the call
-/// repeated; if that fails too the session is forgotten and the 401 returned
-/// (the shell then shows the sign-in page). An empty success body decodes
-/// as JSON `null`.
-pub async fn call<T: DeserializeOwned>(
+/// Decodes an answer's text (empty: JSON `null`).
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
+    let text = if text.trim().is_empty() { "null" } else { text };
+    serde_json::from_str(text).map_err(|e| Error::Network(format!("unexpected answer: {e}")))
+}
+
+/// One API call with the stored session's bearer token; the answer's
+/// text. On a 401 the refresh token is exchanged once
+/// (`/api/v1/auth/refresh`) and the call repeated; if that fails too the
+/// session is forgotten and the 401 returned (the shell then shows the
+/// sign-in page). Not generic, and boxed: every typed call shares this one
+/// piece of wasm and only adds its decoding.
+pub fn call_text(
     method: Method,
     path: &str,
     body: Option<serde_json::Value>,
-) -> Result<T, Error> {
-    let used = session();
-    let first = send(method, path, body.as_ref(), used.as_ref()).await?;
-    let response = if first.status() == 401 && used.is_some() {
-        match renew(used.as_ref()).await {
-            Some(session) => send(method, path, body.as_ref(), Some(&session)).await?,
-            None => first,
-        }
-    } else {
-        first
-    };
-    decode(response).await
+) -> LocalBoxFuture<'static, Result<String, Error>> {
+    let path = path.to_owned();
+    async move {
+        let used = session();
+        let first = send(method, &path, body.as_ref(), used.as_ref()).await?;
+        let response = if first.status() == 401 && used.is_some() {
+            match renew(used.as_ref()).await {
+                Some(session) => send(method, &path, body.as_ref(), Some(&session)).await?,
+                None => first,
+            }
+        } else {
+            first
+        };
+        text_of(response).await
+    }
+    .boxed_local()
+}
+
+/// The access token to open a live feed with: the stored one, or — when
+/// the server refused `rejected` (close code 4401) and no other call has
+/// renewed it since — a renewed one. `None`: signed out.
+pub async fn live_token(rejected: Option<&str>) -> Option<String> {
+    let current = session()?;
+    if rejected != Some(current.access_token.as_str()) {
+        return Some(current.access_token);
+    }
+    renew(Some(&current)).await.map(|s| s.access_token)
 }
 
 /// A call without credentials and without the refresh dance: sign-up,
@@ -226,23 +250,18 @@ pub async fn call_anonymous<T: DeserializeOwned>(
     body: Option<serde_json::Value>,
 ) -> Result<T, Error> {
     let response = send(method, path, body.as_ref(), None).await?;
-    decode(response).await
+    parse(&text_of(response).await?)
 }
 
-async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
+/// The text of a success, else the error it stands for.
+async fn text_of(response: Response) -> Result<String, Error> {
     if !response.ok() {
         return Err(status_error(response).await);
     }
-    let text = response
+    response
         .text()
         .await
-        .map_err(|e| Error::Network(e.to_string()))?;
-    let text = if text.trim().is_empty() {
-        "null"
-    } else {
-        &text
-    };
-    serde_json::from_str(text).map_err(|e| Error::Network(format!("unexpected answer: {e}")))
+        .map_err(|e| Error::Network(e.to_string()))
 }
 
 async fn send(

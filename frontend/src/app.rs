@@ -6,13 +6,11 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::{A, Outlet, ParentRoute, Route, Router, Routes};
-use leptos_router::hooks::use_navigate;
-use leptos_router::{NavigateOptions, path};
 
 use crate::api;
 use crate::components::project_switcher::ProjectSwitcher;
 use crate::components::theme_toggle::ThemeToggle;
+use crate::load::Fetch;
 use crate::pages::{
     alerts::Alerts,
     dead_letter::DeadLetter,
@@ -29,6 +27,7 @@ use crate::pages::{
     workflows::Workflows,
 };
 use crate::project::Projects;
+use crate::router::{self, NavigateOptions, use_navigate};
 use crate::session::{self, Auth, use_auth};
 use crate::theme::{self, Theme};
 
@@ -78,67 +77,114 @@ const SECTIONS: [Section; 7] = [
     },
 ];
 
+/// The app's pages: the router's table ([`Page::of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    SignIn,
+    SignUp,
+    Overview,
+    Workflows,
+    Workflow,
+    Runs,
+    Run,
+    DeadLetter,
+    Insights,
+    Alerts,
+    Webhooks,
+    Secrets,
+    Settings,
+    NotFound,
+}
+
+impl Page {
+    /// The page at `path` (a trailing slash is ignored).
+    pub fn of(path: &str) -> Self {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        match segments.as_slice() {
+            [] => Self::Overview,
+            ["signin"] => Self::SignIn,
+            ["signup"] => Self::SignUp,
+            ["workflows"] => Self::Workflows,
+            ["workflows", _] => Self::Workflow,
+            ["runs"] => Self::Runs,
+            ["runs", _] => Self::Run,
+            ["dead-letter"] => Self::DeadLetter,
+            ["insights"] => Self::Insights,
+            ["alerts"] => Self::Alerts,
+            ["webhooks"] => Self::Webhooks,
+            ["secrets"] => Self::Secrets,
+            ["settings"] => Self::Settings,
+            _ => Self::NotFound,
+        }
+    }
+
+    /// Whether the page stands alone (no shell, no sign-in needed).
+    fn is_auth(self) -> bool {
+        matches!(self, Self::SignIn | Self::SignUp)
+    }
+
+    fn view(self) -> AnyView {
+        match self {
+            Self::SignIn => view! { <SignIn/> }.into_any(),
+            Self::SignUp => view! { <SignUp/> }.into_any(),
+            Self::Overview => view! { <Overview/> }.into_any(),
+            Self::Workflows => view! { <Workflows/> }.into_any(),
+            Self::Workflow => view! { <WorkflowPage/> }.into_any(),
+            Self::Runs => view! { <Runs/> }.into_any(),
+            Self::Run => view! { <RunPage/> }.into_any(),
+            Self::DeadLetter => view! { <DeadLetter/> }.into_any(),
+            Self::Insights => view! { <Insights/> }.into_any(),
+            Self::Alerts => view! { <Alerts/> }.into_any(),
+            Self::Webhooks => view! { <Webhooks/> }.into_any(),
+            Self::Secrets => view! { <Secrets/> }.into_any(),
+            Self::Settings => view! { <Settings/> }.into_any(),
+            Self::NotFound => view! { <NotFound/> }.into_any(),
+        }
+    }
+}
+
 /// The whole application.
 #[component]
 pub fn App() -> impl IntoView {
     provide_context(theme::init());
     Auth::provide();
+    let location = router::provide();
+    // A page is built anew only when the route changes, not its `:id` or
+    // query (pages follow those themselves).
+    let page = Memo::new(move |_| location.path.with(|p| Page::of(p)));
+    let auth_page = Memo::new(move |_| page.get().is_auth().then(|| page.get()));
 
-    view! {
-        <Router>
-            <Routes fallback=NotFound>
-                <Route path=path!("/signin") view=SignIn/>
-                <Route path=path!("/signup") view=SignUp/>
-                <ParentRoute path=path!("") view=Shell>
-                    <Route path=path!("") view=Overview/>
-                    <Route path=path!("/workflows") view=Workflows/>
-                    <Route path=path!("/workflows/:id") view=WorkflowPage/>
-                    <Route path=path!("/runs") view=Runs/>
-                    <Route path=path!("/runs/:id") view=RunPage/>
-                    <Route path=path!("/dead-letter") view=DeadLetter/>
-                    <Route path=path!("/insights") view=Insights/>
-                    <Route path=path!("/alerts") view=Alerts/>
-                    <Route path=path!("/webhooks") view=Webhooks/>
-                    <Route path=path!("/secrets") view=Secrets/>
-                    <Route path=path!("/settings") view=Settings/>
-                    <Route path=path!("/*any") view=NotFound/>
-                </ParentRoute>
-            </Routes>
-        </Router>
+    move || match auth_page.get() {
+        Some(p) => p.view(),
+        None => view! { <Shell page=page/> }.into_any(),
     }
 }
 
 /// The route guard: signed out, the visitor goes to `/signin?next=...`;
 /// signed in, the layout around the page.
 #[component]
-fn Shell() -> impl IntoView {
+fn Shell(page: Memo<Page>) -> impl IntoView {
     let auth = use_auth();
     let signed_in = Memo::new(move |_| auth.signed_in());
     let navigate = use_navigate();
     Effect::new(move |_| {
         if !signed_in.get() {
-            navigate(
-                &session::sign_in_url(),
-                NavigateOptions {
-                    replace: true,
-                    ..NavigateOptions::default()
-                },
-            );
+            navigate(&session::sign_in_url(), NavigateOptions { replace: true });
         }
     });
     view! {
         <Show when=move || signed_in.get()>
-            <SignedIn/>
+            <SignedIn page=page/>
         </Show>
     }
 }
 
 /// Header, navigation and the page, for a signed-in user.
 #[component]
-fn SignedIn() -> impl IntoView {
+fn SignedIn(page: Memo<Page>) -> impl IntoView {
     let auth = use_auth();
     let projects = Projects::provide();
-    let me = LocalResource::new(api::auth::me);
+    let me = Fetch::new(api::auth::me);
     let email = move || {
         me.get()
             .and_then(Result::ok)
@@ -182,10 +228,10 @@ fn SignedIn() -> impl IntoView {
     view! {
         <div class="shell">
             <header class="topbar" data-testid="app-header">
-                <A href="/" attr:class="brand" attr:data-testid="brand">
+                <a href="/" class="brand" data-testid="brand">
                     <Logo/>
                     <span class="brand-name">"MeshHook"</span>
-                </A>
+                </a>
                 <ProjectSwitcher
                     projects=Signal::derive(move || projects.loaded())
                     current=Signal::derive(move || projects.current.get().map(|p| p.id))
@@ -217,22 +263,23 @@ fn SignedIn() -> impl IntoView {
             <nav class="sidebar" aria-label="Main" data-testid="nav">
                 <ul class="nav-list">
                     <li>
-                        <A href="/" exact=true attr:class="nav-link" attr:data-testid="nav-overview">
+                        <a href="/" class="nav-link" data-testid="nav-overview" aria-current=current("/", true)>
                             "Overview"
-                        </A>
+                        </a>
                     </li>
                     {SECTIONS
                         .iter()
                         .map(|section| {
                             view! {
                                 <li>
-                                    <A
+                                    <a
                                         href=section.href
-                                        attr:class="nav-link"
-                                        attr:data-testid=section.test_id
+                                        class="nav-link"
+                                        data-testid=section.test_id
+                                        aria-current=current(section.href, false)
                                     >
                                         {section.title}
-                                    </A>
+                                    </a>
                                 </li>
                             }
                         })
@@ -240,9 +287,22 @@ fn SignedIn() -> impl IntoView {
                 </ul>
             </nav>
             <main class="content" data-testid="content">
-                <Outlet/>
+                {move || page.get().view()}
             </main>
         </div>
+    }
+}
+
+/// `aria-current="page"` for a navigation link to `href` while the path is
+/// `href` (or, unless `exact`, below it).
+fn current(href: &'static str, exact: bool) -> impl Fn() -> Option<&'static str> {
+    let location = router::use_location();
+    move || {
+        location.path.with(|p| {
+            let here =
+                p == href || (!exact && p.starts_with(href) && p[href.len()..].starts_with('/'));
+            here.then_some("page")
+        })
     }
 }
 

@@ -17,6 +17,7 @@ mod format;
 mod load;
 mod pages;
 mod project;
+mod router;
 mod session;
 mod theme;
 mod timeline;

@@ -7,6 +7,7 @@ use leptos::task::spawn_local;
 
 use crate::api::{self, projects::Project};
 use crate::components::status::{ErrorNotice, Loading};
+use crate::load::Fetch;
 
 /// `localStorage` key of the selected project's id.
 const STORAGE_KEY: &str = "meshhook.project";
@@ -15,7 +16,7 @@ const STORAGE_KEY: &str = "meshhook.project";
 #[derive(Clone, Copy)]
 pub struct Projects {
     /// `GET /api/v1/projects`.
-    pub list: LocalResource<Result<Vec<Project>, api::Error>>,
+    pub list: Fetch<Result<Vec<Project>, api::Error>>,
     /// The id the user picked (may be stale; see [`Projects::current`]).
     chosen: RwSignal<Option<String>>,
     /// The project in use: the chosen one if it is in the list, else the
@@ -26,7 +27,7 @@ pub struct Projects {
 impl Projects {
     /// Loads the projects and provides the context.
     pub fn provide() -> Self {
-        let list = LocalResource::new(api::projects::list);
+        let list = Fetch::new(api::projects::list);
         let chosen = RwSignal::new(stored());
         let current = Memo::new(move |_| {
             let projects = list.get()?.ok()?;

@@ -487,6 +487,7 @@ async fn build(browser: &Browser, base: &str, remote: &str) -> Result<()> {
         .await?;
     ensure!(hook_url.contains("/hooks/wh_"), "webhook URL {hook_url:?}");
     browser.screenshot("editor-06-webhook").await?;
+    phone_width(browser).await?;
     let res = reqwest::Client::new()
         .post(&hook_url)
         .json(&json!({"user": {"id": 9, "name": "Grace"}, "items": [1]}))
@@ -516,6 +517,48 @@ async fn build(browser: &Browser, base: &str, remote: &str) -> Result<()> {
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+    Ok(())
+}
+
+/// The editor at a 375 px phone width: nothing overflows sideways, the
+/// palette, canvas and panel stack and stay usable; then back to desktop.
+async fn phone_width(browser: &Browser) -> Result<()> {
+    let desktop = meshhook_system_tests::browser::WINDOW;
+    browser.set_window_rect(0, 0, 375, desktop.1).await?;
+    browser
+        .wait_for_eval("return window.innerWidth;", &json!(375), UI_TIMEOUT)
+        .await?;
+    browser.click_on(&tid("tab-node"), UI_TIMEOUT).await?;
+    let layout = browser
+        .eval(
+            "const r = s => { const e = document.querySelector(s); return e ? e.getBoundingClientRect() : null; };
+             const canvas = r('[data-testid=editor-canvas]'), palette = r('[data-testid=palette]');
+             return {scroll: document.documentElement.scrollWidth, width: window.innerWidth,
+                     canvas: canvas && [canvas.left, canvas.right, canvas.height],
+                     palette: palette && [palette.left, palette.right, palette.top, canvas && canvas.top]};",
+        )
+        .await?;
+    ensure!(
+        layout["scroll"].as_f64() <= layout["width"].as_f64(),
+        "the editor overflows at 375 px: {layout}"
+    );
+    let canvas = layout["canvas"].as_array().context("canvas shown")?;
+    ensure!(
+        canvas[0].as_f64() >= Some(0.0)
+            && canvas[1].as_f64() <= Some(375.5)
+            && canvas[2].as_f64() >= Some(200.0),
+        "the canvas fits the phone and is tall enough: {layout}"
+    );
+    let palette = layout["palette"].as_array().context("palette shown")?;
+    ensure!(
+        palette[2].as_f64() < palette[3].as_f64(),
+        "the palette sits above the canvas: {layout}"
+    );
+    browser.screenshot("editor-09-phone").await?;
+    browser.set_window_rect(0, 0, desktop.0, desktop.1).await?;
+    browser
+        .wait_for_eval("return window.innerWidth > 375;", &json!(true), UI_TIMEOUT)
+        .await?;
     Ok(())
 }
 
@@ -796,6 +839,12 @@ async fn live_run(browser: &Browser, base: &str, remote: &str) -> Result<()> {
     browser
         .eval("window.localStorage.setItem('meshhook-theme', 'dark'); return true;")
         .await?;
+    // The runs page follows the project's live feed: a run started now
+    // appears, and its row moves, without a reload.
+    browser.goto(&format!("{base}/runs")).await?;
+    browser
+        .wait_for_text(&tid("live-state"), READY_TIMEOUT, |t| t == "live")
+        .await?;
     let started: Value = http
         .post(format!("{base}/api/v1/workflows/{wid}/test-runs"))
         .bearer_auth(&token)
@@ -805,6 +854,17 @@ async fn live_run(browser: &Browser, base: &str, remote: &str) -> Result<()> {
         .json()
         .await?;
     let run_id = started["run_id"].as_str().context("run id")?.to_owned();
+    let row = format!("[data-testid=run-row][data-run-id='{run_id}']");
+    browser.wait_for(&row, UI_TIMEOUT).await?;
+    browser
+        .wait_for_eval(
+            &format!(
+                "const r = document.querySelector(\"{row}\"); return !!r && r.dataset.status === 'waiting';"
+            ),
+            &json!(true),
+            UI_TIMEOUT,
+        )
+        .await?;
 
     // Open it while it waits: the DAG shows the delay in progress.
     browser.goto(&format!("{base}/runs/{run_id}")).await?;
@@ -821,6 +881,9 @@ async fn live_run(browser: &Browser, base: &str, remote: &str) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ensure!(waiting, "the delay step shows as in progress on the DAG");
+    browser
+        .wait_for_text(&tid("live-state"), UI_TIMEOUT, |t| t == "live")
+        .await?;
     ensure!(
         has_class(browser, &tid("node-pick"), "run-succeeded").await?,
         "pick done"

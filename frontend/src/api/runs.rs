@@ -70,6 +70,14 @@ pub fn is_open(status: &str) -> bool {
     matches!(status, "queued" | "running" | "waiting")
 }
 
+/// Whether an event of `kind` ends its run (nothing is appended after it).
+pub fn ends_run(kind: &str) -> bool {
+    matches!(
+        kind,
+        "run_succeeded" | "run_failed" | "run_cancelled" | "run_timed_out"
+    )
+}
+
 /// The badge class of a run or step status.
 pub fn badge(status: &str) -> &'static str {
     match status {
@@ -90,14 +98,28 @@ pub struct Event {
     pub at: String,
 }
 
-/// The list's query string for the given filters (empty: any).
-pub fn list_query(status: &str, workflow: &str, cursor: Option<&str>) -> String {
+/// The run list's filters (empty strings: any).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// A run status.
+    pub status: String,
+    /// A workflow id.
+    pub workflow: String,
+    /// Runs created at or after this time (RFC 3339).
+    pub since: String,
+}
+
+/// The list's query string for the given filters and page.
+pub fn list_query(f: &Filters, cursor: Option<&str>) -> String {
     let mut q = vec!["limit=25".to_owned()];
-    if !status.is_empty() {
-        q.push(format!("status={}", encode(status)));
-    }
-    if !workflow.is_empty() {
-        q.push(format!("workflow_id={}", encode(workflow)));
+    for (key, value) in [
+        ("status", &f.status),
+        ("workflow_id", &f.workflow),
+        ("created_after", &f.since),
+    ] {
+        if !value.is_empty() {
+            q.push(format!("{key}={}", encode(value)));
+        }
     }
     if let Some(c) = cursor {
         q.push(format!("cursor={}", encode(c)));
@@ -117,15 +139,10 @@ fn encode(s: &str) -> String {
 }
 
 /// `GET /api/v1/projects/{pid}/runs`.
-pub async fn list(
-    project: &str,
-    status: &str,
-    workflow: &str,
-    cursor: Option<&str>,
-) -> Result<RunPage, Error> {
+pub async fn list(project: &str, f: &Filters, cursor: Option<&str>) -> Result<RunPage, Error> {
     get(&format!(
         "/api/v1/projects/{project}/runs?{}",
-        list_query(status, workflow, cursor)
+        list_query(f, cursor)
     ))
     .await
 }
@@ -195,10 +212,15 @@ mod tests {
 
     #[test]
     fn list_query_encodes_filters_and_cursor() {
-        assert_eq!(list_query("", "", None), "limit=25");
+        assert_eq!(list_query(&Filters::default(), None), "limit=25");
+        let f = Filters {
+            status: "failed".into(),
+            workflow: "w-1".into(),
+            since: "2026-11-27T10:00:00.000Z".into(),
+        };
         assert_eq!(
-            list_query("failed", "w-1", Some("a+b/c=")),
-            "limit=25&status=failed&workflow_id=w-1&cursor=a%2Bb%2Fc%3D"
+            list_query(&f, Some("a+b/c=")),
+            "limit=25&status=failed&workflow_id=w-1&created_after=2026-11-27T10%3A00%3A00.000Z&cursor=a%2Bb%2Fc%3D"
         );
     }
 

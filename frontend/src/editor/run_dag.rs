@@ -11,6 +11,7 @@ use super::canvas::{Canvas, size};
 use super::state::{Doc, Editor, View, layout_missing};
 use crate::api::{self, runs::Step};
 use crate::components::status::{ErrorNotice, Loading};
+use crate::load::Fetch;
 
 /// The statuses shown in the legend, with their meaning.
 const LEGEND: [(&str, &str); 6] = [
@@ -35,7 +36,7 @@ pub fn RunDag(
     /// Set to the workflow's entry node once the definition is loaded.
     entry: RwSignal<Option<String>>,
 ) -> impl IntoView {
-    let definition = LocalResource::new(move || {
+    let definition = Fetch::new(move || {
         let wid = workflow_id.clone();
         async move {
             let raw = match version {

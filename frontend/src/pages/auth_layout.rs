@@ -1,9 +1,9 @@
 //! The frame of the sign-in and sign-up pages (no navigation: the visitor
 //! is signed out), and their redirect once signed in.
 
+use crate::router::NavigateOptions;
+use crate::router::use_navigate;
 use leptos::prelude::*;
-use leptos_router::NavigateOptions;
-use leptos_router::hooks::use_navigate;
 
 use crate::app::{Logo, ThemeSwitch};
 use crate::session::{self, use_auth};
@@ -44,13 +44,7 @@ pub fn leave_when_signed_in() {
     let navigate = use_navigate();
     Effect::new(move |_| {
         if auth.signed_in() {
-            navigate(
-                &session::next_page(),
-                NavigateOptions {
-                    replace: true,
-                    ..NavigateOptions::default()
-                },
-            );
+            navigate(&session::next_page(), NavigateOptions { replace: true });
         }
     });
 }

@@ -5,18 +5,18 @@ use std::collections::BTreeSet;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::A;
 
 use crate::api::{self, projects::Project, runs};
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
 use crate::format;
+use crate::load::Fetch;
 use crate::project::with_project;
 
 /// The dead-letter page.
 #[component]
 pub fn DeadLetter() -> impl IntoView {
     view! {
-        <p class="back-link"><A href="/runs">"← All runs"</A></p>
+        <p class="back-link"><a href="/runs">"← All runs"</a></p>
         <div class="page-header">
             <h1 data-testid="page-title">"Dead letters"</h1>
             <p class="page-lead">
@@ -30,7 +30,7 @@ pub fn DeadLetter() -> impl IntoView {
 #[component]
 fn DeadLetterList(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
-    let list = LocalResource::new(move || {
+    let list = Fetch::new(move || {
         let pid = pid.get_value();
         async move { runs::dead_letters(&pid).await }
     });
@@ -111,7 +111,7 @@ fn DeadLetterList(project: Project) -> impl IntoView {
                                                         selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
                                                     }/>
                                             </td>
-                                            <td data-label="Run"><A href=format!("/runs/{}", d.run_id)><code>{super::runs::short_id(&d.run_id)}</code></A></td>
+                                            <td data-label="Run"><a href=format!("/runs/{}", d.run_id)><code>{super::runs::short_id(&d.run_id)}</code></a></td>
                                             <td data-label="Failed step"><code>{d.last_step.clone().unwrap_or_else(|| "–".into())}</code></td>
                                             <td data-label="Reason">{d.reason.clone().unwrap_or_default()}</td>
                                             <td data-label="Failed">{d.failed_at.as_deref().map_or_else(|| "–".to_owned(), format::relative)}</td>

@@ -1,7 +1,6 @@
 //! Fallback for paths no route matches.
 
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 /// The "page not found" page.
 #[component]
@@ -11,6 +10,6 @@ pub fn NotFound() -> impl IntoView {
             <h1 data-testid="page-title">"Page not found"</h1>
             <p class="page-lead">"There is nothing at this address."</p>
         </div>
-        <A href="/" attr:class="button">"Back to the overview"</A>
+        <a href="/" class="button">"Back to the overview"</a>
     }
 }

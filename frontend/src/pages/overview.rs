@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::components::readiness_card::{Readiness, ReadinessCard};
+use crate::load::Fetch;
 
 /// How often to check again while the server is not ready.
 const RETRY_EVERY: Duration = Duration::from_secs(5);
@@ -13,7 +14,7 @@ const RETRY_EVERY: Duration = Duration::from_secs(5);
 /// The overview page.
 #[component]
 pub fn Overview() -> impl IntoView {
-    let check = LocalResource::new(api::readiness);
+    let check = Fetch::new(api::readiness);
     let state = Signal::derive(move || match check.get() {
         None => Readiness::Checking,
         Some(Ok(())) => Readiness::Ready,
@@ -24,7 +25,7 @@ pub fn Overview() -> impl IntoView {
     // so the card turns green on its own.
     if let Ok(handle) = set_interval_with_handle(
         move || {
-            if matches!(check.try_get(), Some(Some(Err(_)))) {
+            if matches!(check.try_get_untracked(), Some(Some(Err(_)))) {
                 check.refetch();
             }
         },

@@ -2,15 +2,17 @@
 //! a time; `/runs/:id`: one run with its steps, output and event log, and
 //! the cancel and resume-from-step actions.
 
+use crate::router::use_navigate;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
-use crate::api::{self, projects::Project, runs};
+use send_wrapper::SendWrapper;
+
+use crate::api::{self, live, projects::Project, runs};
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
 use crate::editor::run_dag::RunDag;
 use crate::format;
+use crate::load::Fetch;
 use crate::project::with_project;
 use crate::timeline;
 
@@ -37,23 +39,107 @@ pub fn Runs() -> impl IntoView {
     }
 }
 
+/// The "Since" filter's choices: label and hours back (0: any time).
+const SINCE: [(&str, u32); 4] = [
+    ("Any time", 0),
+    ("Last hour", 1),
+    ("Last 24 hours", 24),
+    ("Last 7 days", 24 * 7),
+];
+
+/// `hours` before now as RFC 3339 (empty for 0: no bound).
+fn hours_ago(hours: u32) -> String {
+    if hours == 0 {
+        return String::new();
+    }
+    let now = js_sys::Date::now();
+    let then = js_sys::Date::new(&(now - f64::from(hours) * 3_600_000.0).into());
+    then.to_iso_string().into()
+}
+
 #[component]
 fn RunList(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
     // `?status=failed&workflow_id=...` (links from the metrics page).
-    let query = use_query_map();
-    let from_query = move |key: &str| query.with_untracked(|q| q.get(key)).unwrap_or_default();
+    let location = crate::router::use_location();
+    let from_query = move |key: &str| location.param_untracked(key).unwrap_or_default();
     let status = RwSignal::new(from_query("status"));
     let workflow = RwSignal::new(from_query("workflow_id"));
+    let since_hours = RwSignal::new(0_u32);
     let cursor = RwSignal::new(None::<String>);
-    let page = LocalResource::new(move || {
-        let (pid, status, workflow, cursor) =
-            (pid.get_value(), status.get(), workflow.get(), cursor.get());
-        async move { runs::list(&pid, &status, &workflow, cursor.as_deref()).await }
+    let page = RwSignal::new(None::<Result<runs::RunPage, api::Error>>);
+    // Answers to superseded requests are dropped.
+    let generation = StoredValue::new(0_u64);
+    // Reads the page for the current filters; `quiet` (a live refresh)
+    // keeps the rows shown until the answer is there, and keeps them when
+    // the refresh fails.
+    let load = move |quiet: bool| {
+        let filters = runs::Filters {
+            status: status.get_untracked(),
+            workflow: workflow.get_untracked(),
+            since: hours_ago(since_hours.get_untracked()),
+        };
+        let at = cursor.get_untracked();
+        generation.update_value(|g| *g += 1);
+        let mine = generation.get_value();
+        if !quiet {
+            page.set(None);
+        }
+        spawn_local(async move {
+            let answer = runs::list(&pid.get_value(), &filters, at.as_deref()).await;
+            if generation.get_value() != mine || (quiet && answer.is_err()) {
+                return;
+            }
+            page.set(Some(answer));
+        });
+    };
+    Effect::new(move |_| {
+        status.track();
+        workflow.track();
+        since_hours.track();
+        cursor.track();
+        load(false);
     });
+    // Live rows: the project feed says which runs moved; the first page
+    // re-reads on any of them (new runs appear on top), later pages when
+    // one of their rows moved — at most about once a second.
+    let live_state = RwSignal::new(None::<live::State>);
+    let reload_due = StoredValue::new(false);
+    let on_frames = move |frames: Vec<live::Frame>| {
+        let relevant = cursor.get_untracked().is_none()
+            || page.with_untracked(|p| match p {
+                Some(Ok(p)) => frames
+                    .iter()
+                    .any(|f| p.items.iter().any(|r| r.id == f.run_id)),
+                _ => false,
+            });
+        if !relevant || reload_due.get_value() {
+            return;
+        }
+        reload_due.set_value(true);
+        set_timeout(
+            move || {
+                reload_due.set_value(false);
+                load(true);
+            },
+            std::time::Duration::from_millis(900),
+        );
+    };
+    let feed = live::Live::open(
+        move || format!("/api/v1/projects/{}/live", pid.get_value()),
+        on_frames,
+        move |s| live_state.set(Some(s)),
+    );
+    let feed = StoredValue::new(Some(SendWrapper::new(feed)));
+    on_cleanup(move || feed.update_value(|f| drop(f.take())));
+
     let on_status = move |ev: leptos::ev::Event| {
         cursor.set(None);
         status.set(event_target_value(&ev));
+    };
+    let on_since = move |ev: leptos::ev::Event| {
+        cursor.set(None);
+        since_hours.set(event_target_value(&ev).parse().unwrap_or(0));
     };
     view! {
         <section class="card">
@@ -65,6 +151,12 @@ fn RunList(project: Project) -> impl IntoView {
                         {STATUSES.map(|s| view! { <option value=s selected={status.get_untracked() == s}>{s}</option> }).collect_view()}
                     </select>
                 </label>
+                <label class="inline-field">
+                    <span>"Since"</span>
+                    <select data-testid="run-since-filter" on:change=on_since>
+                        {SINCE.map(|(label, hours)| view! { <option value=hours.to_string()>{label}</option> }).collect_view()}
+                    </select>
+                </label>
                 <Show when=move || !workflow.get().is_empty()>
                     <button class="button button-secondary button-small" data-testid="runs-workflow-filter"
                         title="Show every workflow's runs"
@@ -73,21 +165,22 @@ fn RunList(project: Project) -> impl IntoView {
                     </button>
                 </Show>
                 <div class="button-row">
-                    <A href="/dead-letter" attr:class="button button-secondary button-small" attr:data-testid="to-dead-letter">
+                    <LiveBadge state=live_state/>
+                    <a href="/dead-letter" class="button button-secondary button-small" data-testid="to-dead-letter">
                         "Dead letters"
-                    </A>
+                    </a>
                     <button class="button button-secondary button-small" data-testid="runs-refresh"
-                        on:click=move |_| page.refetch()>
+                        on:click=move |_| load(false)>
                         "Refresh"
                     </button>
                 </div>
             </div>
             {move || match page.get() {
                 None => view! { <Loading label="Loading runs…"/> }.into_any(),
-                Some(Err(error)) => view! { <ErrorNotice error=error on_retry=move |()| page.refetch()/> }.into_any(),
+                Some(Err(error)) => view! { <ErrorNotice error=error on_retry=move |()| load(false)/> }.into_any(),
                 Some(Ok(p)) if p.items.is_empty() => view! {
                     <EmptyState title="No runs yet" test_id="runs-empty">
-                        <p>"Publish a workflow and send a request to its webhook, or start a test run."</p>
+                        <p>"Publish a workflow and send a request to its webhook, or start a test run. New runs appear here as they start."</p>
                     </EmptyState>
                 }.into_any(),
                 Some(Ok(p)) => {
@@ -101,8 +194,8 @@ fn RunList(project: Project) -> impl IntoView {
                                 {p.items.into_iter().map(|r| {
                                     let short = short_id(&r.id);
                                     view! {
-                                        <tr data-testid="run-row">
-                                            <td data-label="Run"><A href=format!("/runs/{}", r.id)><code>{short}</code></A></td>
+                                        <tr data-testid="run-row" data-run-id=r.id.clone() data-status=r.status.clone()>
+                                            <td data-label="Run"><a href=format!("/runs/{}", r.id)><code>{short}</code></a></td>
                                             <td data-label="Status"><span class=runs::badge(&r.status)>{r.status.clone()}</span></td>
                                             <td data-label="Trigger">{r.trigger_kind.clone()}</td>
                                             <td data-label="Version">{r.version.map_or_else(|| "draft".to_owned(), |v| format!("v{v}"))}</td>
@@ -113,16 +206,44 @@ fn RunList(project: Project) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                        {next.map(|c| view! {
-                            <button class="button button-secondary" data-testid="runs-more"
-                                on:click=move |_| cursor.set(Some(c.clone()))>
-                                "Older runs"
-                            </button>
-                        })}
+                        <div class="button-row">
+                            {cursor.get_untracked().is_some().then(|| view! {
+                                <button class="button button-secondary" data-testid="runs-newest"
+                                    on:click=move |_| cursor.set(None)>
+                                    "Newest runs"
+                                </button>
+                            })}
+                            {next.map(|c| view! {
+                                <button class="button button-secondary" data-testid="runs-more"
+                                    on:click=move |_| cursor.set(Some(c.clone()))>
+                                    "Older runs"
+                                </button>
+                            })}
+                        </div>
                     }.into_any()
                 }
             }}
         </section>
+    }
+}
+
+/// Where a live feed is, as a small badge.
+#[component]
+fn LiveBadge(state: RwSignal<Option<live::State>>) -> impl IntoView {
+    move || {
+        state.get().map(|s| {
+            let class = match s {
+                live::State::Live => "badge badge-ok live-badge",
+                live::State::Closed => "badge live-badge",
+                _ => "badge badge-off live-badge",
+            };
+            view! {
+                <span class=class data-testid="live-state" data-state=s.label()
+                    title="Updates arrive over the live feed as events are recorded">
+                    {s.label()}
+                </span>
+            }
+        })
     }
 }
 
@@ -140,39 +261,45 @@ fn pretty(v: &serde_json::Value) -> String {
 /// The run page.
 #[component]
 pub fn RunPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id")).unwrap_or_default());
-    let run = LocalResource::new(move || {
+    let id = crate::router::use_id();
+    let run = Fetch::new(move || {
         let id = id.get();
         async move { runs::fetch(&id).await }
     });
-    let events = LocalResource::new(move || {
-        let id = id.get();
-        async move { runs::events(&id).await }
-    });
-    let refresh = move || {
-        run.refetch();
-        events.refetch();
-    };
-    // Follow an unfinished run until it ends.
-    let ticker = set_interval_with_handle(
-        move || {
-            if run
-                .get_untracked()
-                .and_then(Result::ok)
-                .is_some_and(|r| r.is_open())
-            {
-                refresh();
+    // The event log: read once, then followed over the run's live feed
+    // (resuming after its last seq) until the run ends.
+    let events = RwSignal::new(None::<Result<Vec<runs::Event>, api::Error>>);
+    let live_state = RwSignal::new(None::<live::State>);
+    let feed = StoredValue::new(None::<SendWrapper<live::Live>>);
+    let stop_feed = move || feed.update_value(|f| drop(f.take()));
+    Effect::new(move |_| {
+        let wanted = id.get();
+        stop_feed();
+        events.set(None);
+        live_state.set(None);
+        spawn_local(async move {
+            let answer = runs::events(&wanted).await;
+            if id.get_untracked() != wanted {
+                return;
             }
-        },
-        std::time::Duration::from_secs(1),
-    )
-    .ok();
-    on_cleanup(move || {
-        if let Some(t) = ticker {
-            t.clear();
-        }
+            let ended =
+                matches!(&answer, Ok(list) if list.last().is_some_and(|e| runs::ends_run(&e.kind)));
+            events.set(Some(answer));
+            // The run may have moved since it was read (a fast run can end
+            // before its log is read, and then no frame would follow).
+            run.refetch();
+            if !ended {
+                let follow = follow_run(wanted, events, live_state, run, feed);
+                feed.set_value(Some(SendWrapper::new(follow)));
+            }
+        });
     });
+    on_cleanup(stop_feed);
+    // Loading, failed or there: the timeline's frame re-renders only when
+    // this changes; its rows are keyed by seq, so new events only append.
+    let log_status =
+        Memo::new(move |_| events.with(|e| e.as_ref().map(|r| r.as_ref().err().cloned())));
+    let refresh = move || run.refetch();
     let action_error = RwSignal::new(None::<api::Error>);
     let busy = RwSignal::new(false);
     let navigate = use_navigate();
@@ -191,7 +318,7 @@ pub fn RunPage() -> impl IntoView {
     let picked = RwSignal::new(None::<String>);
     let start_from = move |node: String| {
         busy.set(true);
-        let navigate = navigate.clone();
+        let navigate = navigate;
         spawn_local(async move {
             match runs::resume(&id.get_untracked(), &node).await {
                 Ok(new_id) => {
@@ -204,7 +331,6 @@ pub fn RunPage() -> impl IntoView {
         });
     };
     let resume = {
-        let start_from = start_from.clone();
         move |_| {
             if let Some(node) = picked.get_untracked() {
                 start_from(node);
@@ -258,7 +384,7 @@ pub fn RunPage() -> impl IntoView {
     });
 
     view! {
-        <p class="back-link"><A href="/runs">"← All runs"</A></p>
+        <p class="back-link"><a href="/runs">"← All runs"</a></p>
         {move || match run.get() {
             None => view! { <Loading label="Loading the run…"/> }.into_any(),
             Some(Err(error)) => view! {
@@ -274,13 +400,13 @@ pub fn RunPage() -> impl IntoView {
                     </div>
                     <section class="card">
                         <dl class="facts">
-                            <div><dt>"Workflow"</dt><dd><A href=format!("/workflows/{}", r.workflow_id)>"open"</A></dd></div>
+                            <div><dt>"Workflow"</dt><dd><a href=format!("/workflows/{}", r.workflow_id)>"open"</a></dd></div>
                             <div><dt>"Version"</dt><dd>{r.version.map_or_else(|| "draft".to_owned(), |v| format!("v{v}"))}</dd></div>
                             <div><dt>"Trigger"</dt><dd>{r.trigger_kind.clone()}</dd></div>
                             <div><dt>"Started"</dt><dd>{format::local(&r.created_at)}</dd></div>
                             <div><dt>"Finished"</dt><dd>{r.finished_at.as_deref().map_or_else(|| "–".to_owned(), format::local)}</dd></div>
                             {r.parent_run_id.clone().map(|p| view! {
-                                <div><dt>"Resumed from"</dt><dd><A href=format!("/runs/{p}")><code>{short_id(&p)}</code></A></dd></div>
+                                <div><dt>"Resumed from"</dt><dd><a href=format!("/runs/{p}")><code>{short_id(&p)}</code></a></dd></div>
                             })}
                         </dl>
                         <div class="button-row">
@@ -302,12 +428,12 @@ pub fn RunPage() -> impl IntoView {
                                     </select>
                                 </label>
                                 <button class="button button-secondary button-small" data-testid="run-resume"
-                                    disabled=move || busy.get() || picked.get().is_none() on:click=resume.clone()>
+                                    disabled=move || busy.get() || picked.get().is_none() on:click=resume>
                                     {move || picked.get().map_or_else(|| "Resume".to_owned(), |n| format!("Resume from {n}"))}
                                 </button>
                                 <button class="button button-secondary button-small" data-testid="run-rerun"
                                     title="A new run with the same payload and version"
-                                    disabled=move || busy.get() on:click=rerun.clone()>"Rerun"</button>
+                                    disabled=move || busy.get() on:click=rerun>"Rerun"</button>
                             })}
                             <button class="button button-secondary button-small" data-testid="run-replay"
                                 title="Re-run every decision of this run's log and compare"
@@ -377,14 +503,22 @@ pub fn RunPage() -> impl IntoView {
             _ => ().into_any(),
         }}
         <section class="card">
-            <h2 class="card-title">"Timeline"</h2>
-            {move || match events.get() {
+            <div class="card-header">
+                <h2 class="card-title">"Timeline"</h2>
+                <LiveBadge state=live_state/>
+            </div>
+            {move || match log_status.get() {
                 None => view! { <Loading/> }.into_any(),
-                Some(Err(error)) => view! { <ErrorNotice error=error/> }.into_any(),
-                Some(Ok(list)) => view! {
+                Some(Some(error)) => view! { <ErrorNotice error=error/> }.into_any(),
+                Some(None) => view! {
                     <ol class="timeline" data-testid="event-log">
-                        {timeline::rows(&list).into_iter().map(|e| view! {
-                            <li data-testid="event">
+                        <For each=move || {
+                            events.with(|e| match e {
+                                Some(Ok(list)) => timeline::rows(list),
+                                _ => Vec::new(),
+                            })
+                        } key=|e| e.seq let:e>
+                            <li data-testid="event" data-seq=e.seq>
                                 <details>
                                     <summary>
                                         <span class="timeline-seq">{e.seq}</span>" "
@@ -400,7 +534,7 @@ pub fn RunPage() -> impl IntoView {
                                     <pre class="code-block code-small">{pretty(&e.data)}</pre>
                                 </details>
                             </li>
-                        }).collect_view()}
+                        </For>
                     </ol>
                 }.into_any(),
             }}
@@ -408,12 +542,68 @@ pub fn RunPage() -> impl IntoView {
     }
 }
 
+/// Follows run `id`'s live feed from the last event in `events`: appends
+/// the frames that continue the log (reading the log again after a gap),
+/// re-reads the run so its steps and status move, and stops after the
+/// event that ends the run.
+fn follow_run(
+    id: String,
+    events: RwSignal<Option<Result<Vec<runs::Event>, api::Error>>>,
+    live_state: RwSignal<Option<live::State>>,
+    run: Fetch<Result<runs::Run, api::Error>>,
+    feed: StoredValue<Option<SendWrapper<live::Live>>>,
+) -> live::Live {
+    let last_seq = move || {
+        events.with_untracked(|e| match e {
+            Some(Ok(list)) => list.last().map_or(0, |e| e.seq),
+            _ => 0,
+        })
+    };
+    let path = {
+        let id = id.clone();
+        move || format!("/api/v1/runs/{id}/live?after={}", last_seq())
+    };
+    let on_frames = move |frames: Vec<live::Frame>| {
+        match live::continuation(last_seq(), &frames) {
+            Some(new) if new.is_empty() => return,
+            Some(new) => {
+                let ended = new.iter().any(|f| runs::ends_run(&f.kind));
+                let new: Vec<runs::Event> = new
+                    .into_iter()
+                    .cloned()
+                    .map(live::Frame::into_event)
+                    .collect();
+                events.update(|e| {
+                    if let Some(Ok(list)) = e {
+                        list.extend(new);
+                    }
+                });
+                if ended {
+                    // Nothing follows the run's last event.
+                    feed.update_value(|f| drop(f.take()));
+                    live_state.set(None);
+                }
+            }
+            None => {
+                let id = id.clone();
+                spawn_local(async move {
+                    if let Ok(list) = runs::events(&id).await {
+                        events.set(Some(Ok(list)));
+                    }
+                });
+            }
+        }
+        run.refetch();
+    };
+    live::Live::open(path, on_frames, move |s| live_state.set(Some(s)))
+}
+
 /// The picked step: status, output or error, and its HTTP exchanges.
 #[component]
 fn StepDetail(
     node: String,
-    run: LocalResource<Result<runs::Run, api::Error>>,
-    events: LocalResource<Result<Vec<runs::Event>, api::Error>>,
+    run: Fetch<Result<runs::Run, api::Error>>,
+    events: RwSignal<Option<Result<Vec<runs::Event>, api::Error>>>,
 ) -> impl IntoView {
     let n = node.clone();
     let step = move || {

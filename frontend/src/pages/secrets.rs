@@ -8,6 +8,7 @@ use crate::api::{self, projects::Project, secrets::Secret};
 use crate::components::confirm_dialog::ConfirmDialog;
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
 use crate::format;
+use crate::load::Fetch;
 use crate::project::with_project;
 
 /// The secrets page.
@@ -28,7 +29,7 @@ pub fn Secrets() -> impl IntoView {
 #[component]
 fn SecretList(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
-    let list = LocalResource::new(move || {
+    let list = Fetch::new(move || {
         let pid = pid.get_value();
         async move { api::secrets::list(&pid).await }
     });

@@ -10,6 +10,7 @@ use crate::components::confirm_dialog::ConfirmDialog;
 use crate::components::shown_once::ShownOnce;
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
 use crate::format;
+use crate::load::Fetch;
 use crate::project::with_project;
 
 /// The settings page.
@@ -68,7 +69,7 @@ fn role_options(from: usize, selected: &'static str) -> impl IntoView {
 #[component]
 fn Members(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
-    let list = LocalResource::new(move || {
+    let list = Fetch::new(move || {
         let pid = pid.get_value();
         async move { api::projects::members(&pid).await }
     });
@@ -174,7 +175,7 @@ fn Members(project: Project) -> impl IntoView {
 #[component]
 fn ApiKeys(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
-    let list = LocalResource::new(move || {
+    let list = Fetch::new(move || {
         let pid = pid.get_value();
         async move { api::projects::api_keys(&pid).await }
     });

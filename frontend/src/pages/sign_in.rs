@@ -3,7 +3,6 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::A;
 
 use crate::api;
 use crate::components::auth_form::{AuthForm, Purpose};
@@ -32,7 +31,7 @@ pub fn SignIn() -> impl IntoView {
             <AuthForm purpose=Purpose::SignIn on_submit=submit busy=busy error=error/>
             <p class="auth-switch">
                 "No account yet? "
-                <A href=signup_link() attr:data-testid="to-signup">"Create one"</A>
+                <a href=signup_link() data-testid="to-signup">"Create one"</a>
             </p>
         </AuthLayout>
     }

@@ -2,7 +2,6 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::A;
 
 use crate::api;
 use crate::components::auth_form::{AuthForm, Purpose};
@@ -33,7 +32,7 @@ pub fn SignUp() -> impl IntoView {
             <AuthForm purpose=Purpose::SignUp on_submit=submit busy=busy error=error/>
             <p class="auth-switch">
                 "Already have an account? "
-                <A href=format!("/signin{search}") attr:data-testid="to-signin">"Sign in"</A>
+                <a href=format!("/signin{search}") data-testid="to-signin">"Sign in"</a>
             </p>
         </AuthLayout>
     }

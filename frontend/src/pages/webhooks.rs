@@ -2,11 +2,10 @@
 //! mode, rate limit, enabled; create (the signing secret shown once),
 //! rotate the secret, edit the rate limit, test send, and the delivery log.
 
+use crate::router::NavigateOptions;
+use crate::router::use_navigate;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::NavigateOptions;
-use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_query_map};
 use serde_json::{Value, json};
 
 use crate::api::webhooks::{RateLimit, TestOutcome, Webhook};
@@ -16,6 +15,7 @@ use crate::components::copy_button::CopyButton;
 use crate::components::shown_once::ShownOnce;
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
 use crate::format;
+use crate::load::Fetch;
 use crate::project::with_project;
 
 /// Verification schemes offered when creating a webhook: `(scheme, label)`.
@@ -49,20 +49,17 @@ pub fn Webhooks() -> impl IntoView {
 #[component]
 fn ProjectWebhooks(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
-    let workflows = LocalResource::new(move || {
+    let workflows = Fetch::new(move || {
         let pid = pid.get_value();
         async move { api::workflows::list(&pid).await }
     });
-    let query = use_query_map();
-    let wanted = Memo::new(move |_| query.with(|q| q.get("workflow")));
+    let location = crate::router::use_location();
+    let wanted = Memo::new(move |_| location.param("workflow"));
     let navigate = use_navigate();
     let pick = move |id: String| {
         navigate(
             &format!("/webhooks?workflow={id}"),
-            NavigateOptions {
-                replace: true,
-                ..NavigateOptions::default()
-            },
+            NavigateOptions { replace: true },
         );
     };
     // The workflow shown: the one in the URL if it exists, else the first.
@@ -84,12 +81,12 @@ fn ProjectWebhooks(project: Project) -> impl IntoView {
         }
         Some(Ok(list)) if list.is_empty() => view! {
             <EmptyState title="No workflows yet" test_id="webhooks-no-workflow">
-                <p>"Webhooks start a workflow. " <A href="/workflows">"Create a workflow"</A> " first."</p>
+                <p>"Webhooks start a workflow. " <a href="/workflows">"Create a workflow"</a> " first."</p>
             </EmptyState>
         }
         .into_any(),
         Some(Ok(list)) => {
-            let pick = pick.clone();
+            let pick = pick;
             view! {
                 <div class="toolbar">
                     <div class="field field-inline">
@@ -253,7 +250,7 @@ fn has_signing_secret(scheme: &str) -> bool {
 #[component]
 pub fn WorkflowWebhooks(workflow: Workflow) -> impl IntoView {
     let wid = StoredValue::new(workflow.id.clone());
-    let hooks = LocalResource::new(move || {
+    let hooks = Fetch::new(move || {
         let wid = wid.get_value();
         async move { api::webhooks::list(&wid).await }
     });
@@ -778,7 +775,7 @@ fn TestResult(outcome: Result<TestOutcome, String>) -> impl IntoView {
 #[component]
 fn DeliveryLog(webhook_id: String, #[prop(into)] reload: Signal<u32>) -> impl IntoView {
     let id = StoredValue::new(webhook_id);
-    let log = LocalResource::new(move || {
+    let log = Fetch::new(move || {
         reload.track();
         let id = id.get_value();
         async move { api::webhooks::deliveries(&id).await }
@@ -825,7 +822,7 @@ fn DeliveryLog(webhook_id: String, #[prop(into)] reload: Signal<u32>) -> impl In
                                     <td data-label="Run">
                                         {match d.run_id {
                                             Some(run) => view! {
-                                                <A href=format!("/runs/{run}") attr:class="mono">{short_id(&run)}</A>
+                                                <a href=format!("/runs/{run}") class="mono">{short_id(&run)}</a>
                                             }.into_any(),
                                             None => view! { <span class="muted">"–"</span> }.into_any(),
                                         }}

@@ -8,7 +8,6 @@ use std::time::Duration;
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_params_map;
 use serde_json::Value;
 use wasm_bindgen::JsCast;
 
@@ -21,14 +20,14 @@ use crate::editor::state::{
     Doc, Editor, NODE_H, NODE_W, Pos, View, layout_missing, node_of_pointer,
 };
 use crate::editor::{Ctx, Problem, icon};
+use crate::load::Fetch;
 use crate::pages::webhooks::WorkflowWebhooks;
 
 /// The workflow page: loads the workflow and the node catalogue.
 #[component]
 pub fn WorkflowPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id")).unwrap_or_default());
-    let loaded = LocalResource::new(move || {
+    let id = crate::router::use_id();
+    let loaded = Fetch::new(move || {
         let id = id.get();
         async move {
             let (w, t) = futures::join!(api::workflows::fetch(&id), api::workflows::node_types());
@@ -716,7 +715,7 @@ fn VersionsTab(
     on_view: impl Fn(i32) + Copy + Send + 'static,
     viewing: RwSignal<Option<i32>>,
 ) -> impl IntoView {
-    let versions = LocalResource::new(move || {
+    let versions = Fetch::new(move || {
         let (id, _) = workflow.with(|w| (w.id.clone(), w.latest_version));
         async move { api::workflows::versions(&id).await }
     });

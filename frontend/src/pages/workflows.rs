@@ -1,16 +1,16 @@
 //! `/workflows`: the project's workflows: create, rename, delete, status,
 //! last change, search.
 
+use crate::router::NavigateOptions;
+use crate::router::use_navigate;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::NavigateOptions;
-use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
 
 use crate::api::{self, projects::Project, workflows::Workflow};
 use crate::components::confirm_dialog::ConfirmDialog;
 use crate::components::status::{EmptyState, ErrorNotice, Loading};
 use crate::format;
+use crate::load::Fetch;
 use crate::project::with_project;
 
 /// The workflows page.
@@ -40,7 +40,7 @@ fn matches(workflow: &Workflow, query: &str) -> bool {
 #[component]
 fn WorkflowList(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
-    let list = LocalResource::new(move || {
+    let list = Fetch::new(move || {
         let pid = pid.get_value();
         async move { api::workflows::list(&pid).await }
     });
@@ -59,7 +59,7 @@ fn WorkflowList(project: Project) -> impl IntoView {
         }
         creating.set(true);
         create_error.set(None);
-        let navigate = navigate.clone();
+        let navigate = navigate;
         spawn_local(async move {
             match api::workflows::create(&pid.get_value(), &name).await {
                 Ok(workflow) => navigate(
@@ -175,13 +175,13 @@ fn WorkflowList(project: Project) -> impl IntoView {
                 } else {
                     let name = workflow.name.clone();
                     view! {
-                        <A
+                        <a
                             href=format!("/workflows/{}", workflow.id)
-                            attr:class="row-title"
-                            attr:data-testid="workflow-name"
+                            class="row-title"
+                            data-testid="workflow-name"
                         >
                             {name}
-                        </A>
+                        </a>
                     }
                     .into_any()
                 }
