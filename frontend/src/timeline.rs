@@ -1,6 +1,6 @@
 //! A run's event log read for people: a timeline with offsets and
-//! durations, and each step's HTTP exchanges (request, response or
-//! failure per attempt). Pure, tested on the host.
+//! durations, each step's HTTP exchanges (request, response or failure per
+//! attempt) and the input it saw. Pure, tested on the host.
 
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
@@ -103,6 +103,32 @@ pub struct Exchange {
     pub response: Option<Value>,
     /// `{error, kind, status?, retry?}` when the attempt failed.
     pub failure: Option<Value>,
+}
+
+/// What step `node`'s expressions saw when it started (the engine's run
+/// context then): `{trigger, steps: {<id>: output}, run: {id, workflow_id,
+/// version}}` with the outputs of the steps that had succeeded before its
+/// `step_started` event. `None` if it never started.
+pub fn input_of(events: &[Event], node: &str, trigger: &Value, run: Value) -> Option<Value> {
+    let mut steps = serde_json::Map::new();
+    for e in events {
+        match e.kind.as_str() {
+            "step_started" if node_of(e) == Some(node) => {
+                return Some(serde_json::json!({
+                    "trigger": trigger,
+                    "steps": steps,
+                    "run": run,
+                }));
+            }
+            "step_succeeded" => {
+                if let (Some(id), Some(output)) = (node_of(e), e.data.get("output")) {
+                    steps.insert(id.to_owned(), output.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The HTTP attempts of step `node`, in order.
@@ -253,6 +279,45 @@ mod tests {
             Some(json!(200))
         );
         assert!(exchanges(&log(), "other").is_empty());
+    }
+
+    #[test]
+    fn a_step_input_has_the_outputs_of_the_steps_before_it() {
+        let log = [
+            ev(1, "run_created", "2026-11-27T10:00:00Z", json!({})),
+            ev(
+                2,
+                "step_started",
+                "2026-11-27T10:00:00Z",
+                json!({"node_id": "a"}),
+            ),
+            ev(
+                3,
+                "step_succeeded",
+                "2026-11-27T10:00:00Z",
+                json!({"node_id": "a", "output": {"n": 1}}),
+            ),
+            ev(
+                4,
+                "step_started",
+                "2026-11-27T10:00:00Z",
+                json!({"node_id": "b"}),
+            ),
+            ev(
+                5,
+                "step_succeeded",
+                "2026-11-27T10:00:00Z",
+                json!({"node_id": "b", "output": 2}),
+            ),
+        ];
+        let run = json!({"id": "r"});
+        let a = input_of(&log, "a", &json!({"body": 1}), run.clone()).unwrap();
+        assert_eq!(a["steps"], json!({}));
+        assert_eq!(a["trigger"], json!({"body": 1}));
+        let b = input_of(&log, "b", &json!({"body": 1}), run.clone()).unwrap();
+        assert_eq!(b["steps"], json!({"a": {"n": 1}}));
+        assert_eq!(b["run"], run);
+        assert!(input_of(&log, "c", &json!(null), json!(null)).is_none());
     }
 
     #[test]

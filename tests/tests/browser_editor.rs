@@ -955,6 +955,15 @@ async fn live_run(browser: &Browser, base: &str, remote: &str) -> Result<()> {
         request.contains("/flaky"),
         "the request is shown: {request}"
     );
+    // Its input: the run context it saw, with the output of `pick` before it.
+    let input = browser
+        .eval("const d = document.querySelector('[data-testid=step-detail-input]'); return d ? d.textContent : '';")
+        .await?;
+    let input = input.as_str().unwrap_or_default();
+    ensure!(
+        input.contains("\"pick\"") && input.contains("\"trigger\""),
+        "the step's input is shown: {input}"
+    );
     browser.screenshot("run-02-failed-step-dark").await?;
 
     // Replay check: the log replays to the same decisions.

@@ -612,6 +612,19 @@ fn StepDetail(
             .and_then(|r| r.steps.into_iter().find(|s| s.node_id == n))
     };
     let n = node.clone();
+    let input = move || {
+        let r = run.get()?.ok()?;
+        events.with(|e| match e {
+            Some(Ok(list)) => timeline::input_of(
+                list,
+                &n,
+                &r.trigger,
+                serde_json::json!({"id": r.id, "workflow_id": r.workflow_id, "version": r.version}),
+            ),
+            _ => None,
+        })
+    };
+    let n = node.clone();
     let exchanges = move || {
         events
             .get()
@@ -631,6 +644,12 @@ fn StepDetail(
                         <div><dt>"Started"</dt><dd>{s.started_at.as_deref().map_or_else(|| "–".to_owned(), format::local)}</dd></div>
                         <div><dt>"Finished"</dt><dd>{s.finished_at.as_deref().map_or_else(|| "–".to_owned(), format::local)}</dd></div>
                     </dl>
+                    {input().map(|i| view! {
+                        <details data-testid="step-detail-input">
+                            <summary>"Input (the run context it saw)"</summary>
+                            <pre class="code-block code-small">{pretty(&i)}</pre>
+                        </details>
+                    })}
                     {s.error.clone().map(|e| view! { <h3>"Error"</h3><pre class="code-block" data-testid="step-detail-error">{e}</pre> })}
                     {s.output.as_ref().map(|o| view! { <h3>"Output"</h3><pre class="code-block" data-testid="step-detail-output">{pretty(o)}</pre> })}
                 }.into_any(),
