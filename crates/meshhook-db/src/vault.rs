@@ -519,83 +519,14 @@ pub struct Rewrapped {
 /// signing keys. In batches, each row updated only if nobody replaced it
 /// meanwhile. Safe to run while workers read secrets.
 pub async fn rewrap(conn: &mut PgConnection, keyring: &Keyring) -> Result<Rewrapped, Error> {
-    let mut report = rewrap_secrets(conn, keyring).await?;
-    let alerts = rewrap_alert_rules(conn, keyring).await?;
+    let mut report = rewrap_rows(conn, keyring, SealedRows::Secrets).await?;
+    let alerts = rewrap_rows(conn, keyring, SealedRows::AlertRules).await?;
     let hooks = rewrap_webhook_keys(conn, keyring).await?;
     for r in [alerts, hooks] {
         report.moved += r.moved;
         report.unreadable.extend(r.unreadable);
     }
     Ok(report)
-}
-
-/// [`rewrap`] for alert rules (sealed as `alert-rule:<id>`).
-async fn rewrap_alert_rules(
-    conn: &mut PgConnection,
-    keyring: &Keyring,
-) -> Result<Rewrapped, Error> {
-    #[derive(sqlx::FromRow)]
-    struct Rule {
-        id: Uuid,
-        project_id: Uuid,
-        wrapped_dek: Vec<u8>,
-        dek_nonce: Vec<u8>,
-        kek_id: String,
-    }
-    let mut report = Rewrapped::default();
-    let mut after = Uuid::nil();
-    loop {
-        let batch: Vec<Rule> = sqlx::query_as(
-            "SELECT id, project_id, wrapped_dek, dek_nonce, kek_id FROM meshhook.alert_rules
-             WHERE kek_id <> $1 AND id > $2 ORDER BY id LIMIT 100",
-        )
-        .bind(keyring.current_id())
-        .bind(after)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some(last) = batch.last() else {
-            return Ok(report);
-        };
-        after = last.id;
-        for Rule {
-            id,
-            project_id,
-            wrapped_dek,
-            dek_nonce,
-            kek_id,
-        } in batch
-        {
-            let sealed = Sealed {
-                ciphertext: Vec::new(),
-                nonce: Vec::new(),
-                wrapped_dek,
-                dek_nonce,
-                kek_id,
-            };
-            let name = format!("alert-rule:{id}");
-            let new = match rewrap_sealed(keyring, project_id, &name, &sealed) {
-                Ok(new) => new,
-                Err(Error::UnknownKek { .. } | Error::Undecryptable(_)) => {
-                    report.unreadable.push(id);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let r = sqlx::query(
-                "UPDATE meshhook.alert_rules SET wrapped_dek = $2, dek_nonce = $3, kek_id = $4
-                 WHERE id = $1 AND kek_id = $5 AND wrapped_dek = $6",
-            )
-            .bind(id)
-            .bind(&new.wrapped_dek)
-            .bind(&new.dek_nonce)
-            .bind(&new.kek_id)
-            .bind(&sealed.kek_id)
-            .bind(&sealed.wrapped_dek)
-            .execute(&mut *conn)
-            .await?;
-            report.moved += r.rows_affected();
-        }
-    }
 }
 
 /// [`rewrap`] for webhooks' signing keys: `signing_keys` is a JSON array
@@ -694,8 +625,51 @@ fn rewrap_entry(
     Ok(true)
 }
 
-/// [`rewrap`] for project secrets.
-async fn rewrap_secrets(conn: &mut PgConnection, keyring: &Keyring) -> Result<Rewrapped, Error> {
+/// A table whose rows each hold one sealed data key, with the queries
+/// that read and move them (constant SQL, one pair per table).
+#[derive(Clone, Copy)]
+enum SealedRows {
+    /// Project secrets, sealed under their own name.
+    Secrets,
+    /// Alert rules' signing secrets, sealed as `alert-rule:<id>`.
+    AlertRules,
+}
+
+impl SealedRows {
+    fn select(self) -> &'static str {
+        match self {
+            Self::Secrets => {
+                "SELECT id, project_id, name, wrapped_dek, dek_nonce, kek_id FROM meshhook.secrets
+                 WHERE kek_id <> $1 AND id > $2 ORDER BY id LIMIT 100"
+            }
+            Self::AlertRules => {
+                "SELECT id, project_id, 'alert-rule:' || id::text AS name, wrapped_dek, dek_nonce, kek_id
+                 FROM meshhook.alert_rules
+                 WHERE kek_id <> $1 AND id > $2 ORDER BY id LIMIT 100"
+            }
+        }
+    }
+
+    fn update(self) -> &'static str {
+        match self {
+            Self::Secrets => {
+                "UPDATE meshhook.secrets SET wrapped_dek = $2, dek_nonce = $3, kek_id = $4
+                 WHERE id = $1 AND kek_id = $5 AND wrapped_dek = $6"
+            }
+            Self::AlertRules => {
+                "UPDATE meshhook.alert_rules SET wrapped_dek = $2, dek_nonce = $3, kek_id = $4
+                 WHERE id = $1 AND kek_id = $5 AND wrapped_dek = $6"
+            }
+        }
+    }
+}
+
+/// [`rewrap`] for one table of [`SealedRows`].
+async fn rewrap_rows(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    table: SealedRows,
+) -> Result<Rewrapped, Error> {
     #[derive(sqlx::FromRow)]
     struct Wrapped {
         id: Uuid,
@@ -708,14 +682,11 @@ async fn rewrap_secrets(conn: &mut PgConnection, keyring: &Keyring) -> Result<Re
     let mut report = Rewrapped::default();
     let mut after = Uuid::nil();
     loop {
-        let batch: Vec<Wrapped> = sqlx::query_as(
-            "SELECT id, project_id, name, wrapped_dek, dek_nonce, kek_id FROM meshhook.secrets
-             WHERE kek_id <> $1 AND id > $2 ORDER BY id LIMIT 100",
-        )
-        .bind(keyring.current_id())
-        .bind(after)
-        .fetch_all(&mut *conn)
-        .await?;
+        let batch: Vec<Wrapped> = sqlx::query_as(table.select())
+            .bind(keyring.current_id())
+            .bind(after)
+            .fetch_all(&mut *conn)
+            .await?;
         let Some(last) = batch.last() else {
             return Ok(report);
         };
@@ -736,18 +707,15 @@ async fn rewrap_secrets(conn: &mut PgConnection, keyring: &Keyring) -> Result<Re
                 }
                 Err(e) => return Err(e),
             };
-            let r = sqlx::query(
-                "UPDATE meshhook.secrets SET wrapped_dek = $2, dek_nonce = $3, kek_id = $4
-                 WHERE id = $1 AND kek_id = $5 AND wrapped_dek = $6",
-            )
-            .bind(w.id)
-            .bind(&new.wrapped_dek)
-            .bind(&new.dek_nonce)
-            .bind(&new.kek_id)
-            .bind(&sealed.kek_id)
-            .bind(&sealed.wrapped_dek)
-            .execute(&mut *conn)
-            .await?;
+            let r = sqlx::query(table.update())
+                .bind(w.id)
+                .bind(&new.wrapped_dek)
+                .bind(&new.dek_nonce)
+                .bind(&new.kek_id)
+                .bind(&sealed.kek_id)
+                .bind(&sealed.wrapped_dek)
+                .execute(&mut *conn)
+                .await?;
             report.moved += r.rows_affected();
         }
     }
