@@ -40,6 +40,22 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// Launches a browser, runs `journey` in it, saves a screenshot named
+    /// `failure_shot` if the journey fails, and quits.
+    pub async fn drive(
+        failure_shot: &str,
+        journey: impl AsyncFnOnce(&Browser) -> Result<()>,
+    ) -> Result<()> {
+        let browser = Browser::launch().await?;
+        let outcome = journey(&browser).await;
+        if outcome.is_err() {
+            // Best effort: the failure itself is what matters.
+            let _ = browser.screenshot(failure_shot).await;
+        }
+        browser.quit().await?;
+        outcome
+    }
+
     /// Starts chromedriver and a headless Chromium session.
     pub async fn launch() -> Result<Self> {
         let chromedriver = ChromeDriver::start().await?;

@@ -210,3 +210,21 @@ pub async fn spawn_dev_with(extra: &[(&str, &str)]) -> anyhow::Result<TestServer
         _data: data,
     })
 }
+
+/// A workflow that succeeds or fails as its trigger body's `ok` says:
+/// `pick` reads it, `check` branches to the `done` or the `fail` terminate.
+pub fn ok_or_fail_definition() -> serde_json::Value {
+    serde_json::json!({
+        "nodes": [
+            {"id": "pick", "type": "transform", "config": {"expression": "{ok: trigger.body.ok}"}},
+            {"id": "check", "type": "branch", "config": {"condition": "steps.pick.ok"}},
+            {"id": "done", "type": "terminate", "config": {"status": "succeeded", "output": "{greeting: 'hello'}"}},
+            {"id": "fail", "type": "terminate", "config": {"status": "failed", "output": "{why: 'not ok'}"}}
+        ],
+        "edges": [
+            {"from": "pick", "to": "check"},
+            {"from": "check", "to": "done", "label": "true"},
+            {"from": "check", "to": "fail", "label": "false"}
+        ]
+    })
+}

@@ -44,14 +44,10 @@ fn tid(id: &str) -> String {
 #[tokio::test]
 async fn spa_shell_reports_readiness_remembers_theme_and_fits_a_phone() -> Result<()> {
     let server = meshhook_system_tests::spawn_dev().await?;
-    let browser = Browser::launch().await?;
-    let outcome = smoke(&browser, &server.base_url).await;
-    if outcome.is_err() {
-        // Best effort: the failure itself is what matters.
-        let _ = browser.screenshot("smoke-failure").await;
-    }
-    browser.quit().await?;
-    outcome
+    Browser::drive("smoke-failure", async |browser| {
+        smoke(browser, &server.base_url).await
+    })
+    .await
 }
 
 async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
@@ -148,13 +144,10 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
 #[tokio::test]
 async fn journey_from_sign_up_to_webhook_and_back() -> Result<()> {
     let server = meshhook_system_tests::spawn_dev().await?;
-    let browser = Browser::launch().await?;
-    let outcome = journey(&browser, &server.base_url).await;
-    if outcome.is_err() {
-        let _ = browser.screenshot("journey-failure").await;
-    }
-    browser.quit().await?;
-    outcome
+    Browser::drive("journey-failure", async |browser| {
+        journey(browser, &server.base_url).await
+    })
+    .await
 }
 
 async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
@@ -633,13 +626,10 @@ async fn toggle_theme(browser: &Browser) -> Result<()> {
 #[tokio::test]
 async fn runs_list_and_run_page_show_steps_events_and_resume() -> Result<()> {
     let server = meshhook_system_tests::spawn_dev().await?;
-    let browser = Browser::launch().await?;
-    let outcome = runs_pages(&browser, &server.base_url).await;
-    if outcome.is_err() {
-        let _ = browser.screenshot("runs-failure").await;
-    }
-    browser.quit().await?;
-    outcome
+    Browser::drive("runs-failure", async |browser| {
+        runs_pages(browser, &server.base_url).await
+    })
+    .await
 }
 
 async fn runs_pages(browser: &Browser, base: &str) -> Result<()> {
@@ -678,19 +668,7 @@ async fn runs_pages(browser: &Browser, base: &str) -> Result<()> {
     .await?;
     let pid = project["id"].as_str().context("project id")?.to_owned();
     // Fails when the payload says so: `pick` passes, `check` decides.
-    let definition = json!({
-        "nodes": [
-            {"id": "pick", "type": "transform", "config": {"expression": "{ok: trigger.body.ok}"}},
-            {"id": "check", "type": "branch", "config": {"condition": "steps.pick.ok"}},
-            {"id": "done", "type": "terminate", "config": {"status": "succeeded", "output": "{greeting: 'hello'}"}},
-            {"id": "fail", "type": "terminate", "config": {"status": "failed", "output": "{why: 'not ok'}"}}
-        ],
-        "edges": [
-            {"from": "pick", "to": "check"},
-            {"from": "check", "to": "done", "label": "true"},
-            {"from": "check", "to": "fail", "label": "false"}
-        ]
-    });
+    let definition = meshhook_system_tests::ok_or_fail_definition();
     let wf = call(
         reqwest::Method::POST,
         format!("/api/v1/projects/{pid}/workflows"),

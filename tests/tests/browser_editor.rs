@@ -87,13 +87,10 @@ async fn build_connect_fill_save_publish_and_run_in_the_editor() -> Result<()> {
     let server =
         meshhook_system_tests::spawn_dev_with(&[("MESHHOOK_EGRESS_ALLOWLIST", "127.0.0.1/32")])
             .await?;
-    let browser = Browser::launch().await?;
-    let outcome = build(&browser, &server.base_url, &format!("{remote}/echo")).await;
-    if outcome.is_err() {
-        let _ = browser.screenshot("editor-build-failure").await;
-    }
-    browser.quit().await?;
-    outcome
+    Browser::drive("editor-build-failure", async |browser| {
+        build(browser, &server.base_url, &format!("{remote}/echo")).await
+    })
+    .await
 }
 
 /// The centre of an element in page coordinates.
@@ -238,36 +235,18 @@ async fn build(browser: &Browser, base: &str, remote: &str) -> Result<()> {
         .await?;
     let at = |i: usize| r[i].as_f64().unwrap_or_default();
     let (left, top, width, height) = (at(0), at(1), at(2), at(3));
-    drag_to(
-        browser,
-        &tid("palette-transform"),
-        left + width * 0.25,
-        top + height * 0.25,
-    )
-    .await?;
-    browser
-        .wait_for(&tid("node-transform_1"), UI_TIMEOUT)
+    for (kind, at) in [("transform", 0.25), ("http_call", 0.5), ("terminate", 0.75)] {
+        drag_to(
+            browser,
+            &tid(&format!("palette-{kind}")),
+            left + width * at,
+            top + height * at,
+        )
         .await?;
-    drag_to(
-        browser,
-        &tid("palette-http_call"),
-        left + width * 0.5,
-        top + height * 0.5,
-    )
-    .await?;
-    browser
-        .wait_for(&tid("node-http_call_1"), UI_TIMEOUT)
-        .await?;
-    drag_to(
-        browser,
-        &tid("palette-terminate"),
-        left + width * 0.75,
-        top + height * 0.75,
-    )
-    .await?;
-    browser
-        .wait_for(&tid("node-terminate_1"), UI_TIMEOUT)
-        .await?;
+        browser
+            .wait_for(&tid(&format!("node-{kind}_1")), UI_TIMEOUT)
+            .await?;
+    }
     browser.wait_gone(&tid("canvas-empty"), UI_TIMEOUT).await?;
     // Dropped where released: the transform is left of and above the call.
     let (tx, ty) = centre(browser, &tid("node-transform_1")).await?;
@@ -565,13 +544,10 @@ async fn phone_width(browser: &Browser) -> Result<()> {
 #[tokio::test]
 async fn keyboard_edits_restore_the_exact_definition_and_a_big_workflow_drags_fast() -> Result<()> {
     let server = meshhook_system_tests::spawn_dev().await?;
-    let browser = Browser::launch().await?;
-    let outcome = keyboard_and_scale(&browser, &server.base_url).await;
-    if outcome.is_err() {
-        let _ = browser.screenshot("editor-keyboard-failure").await;
-    }
-    browser.quit().await?;
-    outcome
+    Browser::drive("editor-keyboard-failure", async |browser| {
+        keyboard_and_scale(browser, &server.base_url).await
+    })
+    .await
 }
 
 /// 200 nodes in a 20 × 10 grid, 250 edges, every edge pointing right.
@@ -807,13 +783,10 @@ async fn run_page_follows_a_live_run_on_its_dag_and_resumes_from_a_picked_step()
     let server =
         meshhook_system_tests::spawn_dev_with(&[("MESHHOOK_EGRESS_ALLOWLIST", "127.0.0.1/32")])
             .await?;
-    let browser = Browser::launch().await?;
-    let outcome = live_run(&browser, &server.base_url, &remote).await;
-    if outcome.is_err() {
-        let _ = browser.screenshot("run-live-failure").await;
-    }
-    browser.quit().await?;
-    outcome
+    Browser::drive("run-live-failure", async |browser| {
+        live_run(browser, &server.base_url, &remote).await
+    })
+    .await
 }
 
 async fn live_run(browser: &Browser, base: &str, remote: &str) -> Result<()> {

@@ -105,13 +105,10 @@ async fn metrics_and_alerts_pages_show_runs_and_send_a_test_alert() -> Result<()
         ("MESHHOOK_EGRESS_ALLOWLIST", "127.0.0.1/32"),
     ])
     .await?;
-    let browser = Browser::launch().await?;
-    let outcome = ops_pages(&browser, &server.base_url).await;
-    if outcome.is_err() {
-        let _ = browser.screenshot("ops-failure").await;
-    }
-    browser.quit().await?;
-    outcome
+    Browser::drive("ops-failure", async |browser| {
+        ops_pages(browser, &server.base_url).await
+    })
+    .await
 }
 
 async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
@@ -134,19 +131,7 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
     let project = api.post("/api/v1/projects", json!({"name": "Ops"})).await?;
     let pid = project["id"].as_str().context("project id")?.to_owned();
     // Succeeds or fails as the payload says.
-    let definition = json!({
-        "nodes": [
-            {"id": "pick", "type": "transform", "config": {"expression": "{ok: trigger.body.ok}"}},
-            {"id": "check", "type": "branch", "config": {"condition": "steps.pick.ok"}},
-            {"id": "done", "type": "terminate", "config": {"status": "succeeded", "output": "{greeting: 'hello'}"}},
-            {"id": "fail", "type": "terminate", "config": {"status": "failed", "output": "{why: 'not ok'}"}}
-        ],
-        "edges": [
-            {"from": "pick", "to": "check"},
-            {"from": "check", "to": "done", "label": "true"},
-            {"from": "check", "to": "fail", "label": "false"}
-        ]
-    });
+    let definition = meshhook_system_tests::ok_or_fail_definition();
     let wf = api
         .post(
             &format!("/api/v1/projects/{pid}/workflows"),
