@@ -27,7 +27,7 @@ use crate::pages::{
     workflows::Workflows,
 };
 use crate::project::Projects;
-use crate::router::{self, NavigateOptions, use_navigate};
+use crate::router;
 use crate::session::{self, Auth, use_auth};
 use crate::theme::{self, Theme};
 
@@ -166,10 +166,9 @@ pub fn App() -> impl IntoView {
 fn Shell(page: Memo<Page>) -> impl IntoView {
     let auth = use_auth();
     let signed_in = Memo::new(move |_| auth.signed_in());
-    let navigate = use_navigate();
     Effect::new(move |_| {
         if !signed_in.get() {
-            navigate(&session::sign_in_url(), NavigateOptions { replace: true });
+            router::navigate(&session::sign_in_url(), true);
         }
     });
     view! {
@@ -217,11 +216,9 @@ fn SignedIn(page: Memo<Page>) -> impl IntoView {
             _ => None,
         })
     });
-
-    let navigate = use_navigate();
     let sign_out = move |_| {
         // Leave first, so the guard has no page to come back to.
-        navigate("/signin", NavigateOptions::default());
+        router::navigate("/signin", false);
         spawn_local(api::auth::sign_out());
     };
 

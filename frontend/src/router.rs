@@ -145,14 +145,8 @@ fn on_click(ev: web_sys::MouseEvent) {
     navigate(&href, false);
 }
 
-/// How [`navigate`] changes the history.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NavigateOptions {
-    /// Replace the current entry instead of adding one.
-    pub replace: bool,
-}
-
-/// Goes to `url` (`/path?query`) without a page load.
+/// Goes to `url` (`/path?query`) without a page load; `replace` replaces
+/// the current history entry instead of adding one.
 pub fn navigate(url: &str, replace: bool) {
     let Some(window) = web_sys::window() else {
         return;
@@ -174,11 +168,6 @@ pub fn navigate(url: &str, replace: bool) {
     if moved && !replace {
         window.scroll_to_with_x_and_y(0.0, 0.0);
     }
-}
-
-/// A navigation function, for code that holds one (`navigate(url, options)`).
-pub fn use_navigate() -> impl Fn(&str, NavigateOptions) + Copy + Send + Sync + 'static {
-    |url: &str, options: NavigateOptions| navigate(url, options.replace)
 }
 
 /// The second segment of the path: the `:id` of `/runs/:id` and

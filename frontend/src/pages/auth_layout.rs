@@ -1,11 +1,10 @@
 //! The frame of the sign-in and sign-up pages (no navigation: the visitor
 //! is signed out), and their redirect once signed in.
 
-use crate::router::NavigateOptions;
-use crate::router::use_navigate;
 use leptos::prelude::*;
 
 use crate::app::{Logo, ThemeSwitch};
+use crate::router;
 use crate::session::{self, use_auth};
 
 /// Centered card with the brand and the theme switch.
@@ -41,10 +40,9 @@ pub fn AuthLayout(
 /// arrive signed in, else as soon as signing in succeeds.
 pub fn leave_when_signed_in() {
     let auth = use_auth();
-    let navigate = use_navigate();
     Effect::new(move |_| {
         if auth.signed_in() {
-            navigate(&session::next_page(), NavigateOptions { replace: true });
+            router::navigate(&session::next_page(), true);
         }
     });
 }

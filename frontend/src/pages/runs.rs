@@ -2,7 +2,6 @@
 //! a time; `/runs/:id`: one run with its steps, output and event log, and
 //! the cancel and resume-from-step actions.
 
-use crate::router::use_navigate;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -14,6 +13,7 @@ use crate::editor::run_dag::RunDag;
 use crate::format;
 use crate::load::Fetch;
 use crate::project::with_project;
+use crate::router;
 use crate::timeline;
 
 const STATUSES: [&str; 6] = [
@@ -302,7 +302,6 @@ pub fn RunPage() -> impl IntoView {
     let refresh = move || run.refetch();
     let action_error = RwSignal::new(None::<api::Error>);
     let busy = RwSignal::new(false);
-    let navigate = use_navigate();
     let cancel = move |_| {
         busy.set(true);
         spawn_local(async move {
@@ -318,12 +317,11 @@ pub fn RunPage() -> impl IntoView {
     let picked = RwSignal::new(None::<String>);
     let start_from = move |node: String| {
         busy.set(true);
-        let navigate = navigate;
         spawn_local(async move {
             match runs::resume(&id.get_untracked(), &node).await {
                 Ok(new_id) => {
                     action_error.set(None);
-                    navigate(&format!("/runs/{new_id}"), Default::default());
+                    router::navigate(&format!("/runs/{new_id}"), false);
                 }
                 Err(e) => action_error.set(Some(e)),
             }

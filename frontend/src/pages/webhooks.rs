@@ -2,8 +2,6 @@
 //! mode, rate limit, enabled; create (the signing secret shown once),
 //! rotate the secret, edit the rate limit, test send, and the delivery log.
 
-use crate::router::NavigateOptions;
-use crate::router::use_navigate;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Value, json};
@@ -17,6 +15,7 @@ use crate::components::status::{EmptyState, ErrorNotice, Loading};
 use crate::format;
 use crate::load::Fetch;
 use crate::project::with_project;
+use crate::router;
 
 /// Verification schemes offered when creating a webhook: `(scheme, label)`.
 const SCHEMES: [(&str, &str); 7] = [
@@ -55,12 +54,8 @@ fn ProjectWebhooks(project: Project) -> impl IntoView {
     });
     let location = crate::router::use_location();
     let wanted = Memo::new(move |_| location.param("workflow"));
-    let navigate = use_navigate();
     let pick = move |id: String| {
-        navigate(
-            &format!("/webhooks?workflow={id}"),
-            NavigateOptions { replace: true },
-        );
+        router::navigate(&format!("/webhooks?workflow={id}"), true);
     };
     // The workflow shown: the one in the URL if it exists, else the first.
     let current = Memo::new(move |_| {

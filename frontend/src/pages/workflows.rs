@@ -1,8 +1,6 @@
 //! `/workflows`: the project's workflows: create, rename, delete, status,
 //! last change, search.
 
-use crate::router::NavigateOptions;
-use crate::router::use_navigate;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -12,6 +10,7 @@ use crate::components::status::{EmptyState, ErrorNotice, Loading};
 use crate::format;
 use crate::load::Fetch;
 use crate::project::with_project;
+use crate::router;
 
 /// The workflows page.
 #[component]
@@ -50,7 +49,6 @@ fn WorkflowList(project: Project) -> impl IntoView {
     let new_name = RwSignal::new(String::new());
     let creating = RwSignal::new(false);
     let create_error = RwSignal::new(None::<api::Error>);
-    let navigate = use_navigate();
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let name = new_name.get_untracked().trim().to_owned();
@@ -59,13 +57,9 @@ fn WorkflowList(project: Project) -> impl IntoView {
         }
         creating.set(true);
         create_error.set(None);
-        let navigate = navigate;
         spawn_local(async move {
             match api::workflows::create(&pid.get_value(), &name).await {
-                Ok(workflow) => navigate(
-                    &format!("/workflows/{}", workflow.id),
-                    NavigateOptions::default(),
-                ),
+                Ok(workflow) => router::navigate(&format!("/workflows/{}", workflow.id), false),
                 Err(e) => {
                     create_error.set(Some(e));
                     creating.set(false);
