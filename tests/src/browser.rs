@@ -40,6 +40,22 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// Signs the SPA at `base` in as the user of `auth` (the API's sign-up
+    /// or login answer) by storing the session as the SPA does.
+    pub async fn sign_in(&self, base: &str, auth: &Value) -> Result<()> {
+        self.goto(&format!("{base}/signin")).await?;
+        let session = serde_json::json!({
+            "access_token": auth["access_token"],
+            "refresh_token": auth["refresh_token"],
+            "user": auth["user"],
+        });
+        self.eval(&format!(
+            "window.localStorage.setItem('meshhook.session', JSON.stringify({session})); return true;"
+        ))
+        .await?;
+        Ok(())
+    }
+
     /// Launches a browser, runs `journey` in it, saves a screenshot named
     /// `failure_shot` if the journey fails, and quits.
     pub async fn drive(

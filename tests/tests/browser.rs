@@ -692,13 +692,7 @@ async fn runs_pages(browser: &Browser, base: &str) -> Result<()> {
     let bad_run = bad["run_id"].as_str().context("run id")?.to_owned();
 
     // Signed in as that user (the SPA's stored session).
-    browser.goto(&format!("{base}/signin")).await?;
-    browser
-        .eval(&format!(
-            "window.localStorage.setItem('meshhook.session', JSON.stringify({})); return true;",
-            json!({"access_token": auth["access_token"], "refresh_token": auth["refresh_token"], "user": auth["user"]})
-        ))
-        .await?;
+    browser.sign_in(base, &auth).await?;
     browser.goto(&format!("{base}/runs")).await?;
     browser.wait_for(&tid("run-table"), READY_TIMEOUT).await?;
     browser

@@ -630,13 +630,7 @@ async fn signed_in_with_workflow(
         .json()
         .await?;
     let wid = wf["id"].as_str().context("workflow")?.to_owned();
-    browser.goto(&format!("{base}/signin")).await?;
-    browser
-        .eval(&format!(
-            "window.localStorage.setItem('meshhook.session', JSON.stringify({})); return true;",
-            json!({"access_token": auth["access_token"], "refresh_token": auth["refresh_token"], "user": auth["user"]})
-        ))
-        .await?;
+    browser.sign_in(base, &auth).await?;
     Ok((http, token, wid))
 }
 

@@ -183,12 +183,9 @@ async fn ops_pages(browser: &Browser, base: &str) -> Result<()> {
     .context("the metrics views count the runs")?;
 
     // Signed in as that user, in dark mode.
-    browser.goto(&format!("{base}/signin")).await?;
+    browser.sign_in(base, &auth).await?;
     browser
-        .eval(&format!(
-            "localStorage.setItem('meshhook.session', JSON.stringify({})); localStorage.setItem('meshhook-theme', 'dark'); return true;",
-            json!({"access_token": auth["access_token"], "refresh_token": auth["refresh_token"], "user": auth["user"]})
-        ))
+        .eval("localStorage.setItem('meshhook-theme', 'dark'); return true;")
         .await?;
 
     // Metrics.
