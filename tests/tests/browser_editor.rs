@@ -81,8 +81,13 @@ async fn stub_remote() -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
+/// The drag measurement runs alone: the other tests here hold this for
+/// reading while they run, the measurement takes it for writing.
+static QUIET: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 #[tokio::test]
 async fn build_connect_fill_save_publish_and_run_in_the_editor() -> Result<()> {
+    let _shared = QUIET.read().await;
     let remote = stub_remote().await?;
     let server =
         meshhook_system_tests::spawn_dev_with(&[("MESHHOOK_EGRESS_ALLOWLIST", "127.0.0.1/32")])
@@ -712,7 +717,10 @@ async fn keyboard_and_scale(browser: &Browser, base: &str) -> Result<()> {
     browser.wait_gone(&tid("help-overlay"), UI_TIMEOUT).await?;
 
     // A scripted drag of one node, each step timed from the mouse event to
-    // the DOM being updated and laid out.
+    // the DOM being updated and laid out — once the other tests of this
+    // file are done, so their browsers and servers do not share the cores
+    // with the measurement.
+    let alone = QUIET.write().await;
     let figures = browser
         .eval(&format!(
             r#"return (async () => {{
@@ -743,6 +751,7 @@ async fn keyboard_and_scale(browser: &Browser, base: &str) -> Result<()> {
             node = tid("node-n10_5")
         ))
         .await?;
+    drop(alone);
     println!("editor drag, 200 nodes / 250 edges: {figures}");
     let dir = meshhook_system_tests::browser::screenshot_dir();
     let artifacts = dir.parent().unwrap_or(&dir).to_path_buf();
@@ -773,6 +782,7 @@ async fn keyboard_and_scale(browser: &Browser, base: &str) -> Result<()> {
 
 #[tokio::test]
 async fn run_page_follows_a_live_run_on_its_dag_and_resumes_from_a_picked_step() -> Result<()> {
+    let _shared = QUIET.read().await;
     let remote = stub_remote().await?;
     let server =
         meshhook_system_tests::spawn_dev_with(&[("MESHHOOK_EGRESS_ALLOWLIST", "127.0.0.1/32")])
