@@ -23,10 +23,11 @@ use std::fmt;
 
 use futures::FutureExt;
 use futures::future::{LocalBoxFuture, Shared};
-use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use web_sys::RequestCache;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, RequestCache, RequestInit, Response};
 
 /// Why a call did not produce what the page asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +165,18 @@ pub enum Method {
     Delete,
 }
 
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
 /// `GET path` with the session's bearer token, decoding a JSON answer.
 pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, Error> {
     parse(&call_text(Method::Get, path, None).await?)
@@ -258,10 +271,7 @@ async fn text_of(response: Response) -> Result<String, Error> {
     if !response.ok() {
         return Err(status_error(response).await);
     }
-    response
-        .text()
-        .await
-        .map_err(|e| Error::Network(e.to_string()))
+    body_text(&response).await
 }
 
 async fn send(
@@ -270,26 +280,51 @@ async fn send(
     body: Option<&serde_json::Value>,
     session: Option<&Session>,
 ) -> Result<Response, Error> {
-    let mut builder: RequestBuilder = match method {
-        Method::Get => Request::get(path),
-        Method::Post => Request::post(path),
-        Method::Put => Request::put(path),
-        Method::Patch => Request::patch(path),
-        Method::Delete => Request::delete(path),
-    }
-    .cache(RequestCache::NoStore);
+    let headers = Headers::new().map_err(js_error)?;
     if let Some(session) = session {
-        builder = builder.header("Authorization", &format!("Bearer {}", session.access_token));
+        let bearer = format!("Bearer {}", session.access_token);
+        headers.set("Authorization", &bearer).map_err(js_error)?;
     }
-    let request = match body {
-        Some(body) => builder.json(body),
-        None => builder.build(),
+    let init = RequestInit::new();
+    init.set_method(method.as_str());
+    if let Some(body) = body {
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(js_error)?;
+        init.set_body(&JsValue::from_str(&body.to_string()));
     }
-    .map_err(|e| Error::Network(e.to_string()))?;
-    request
-        .send()
+    init.set_headers(&headers);
+    fetch(path, &init).await
+}
+
+/// `fetch(path, init)` with the HTTP cache bypassed: every answer is fresh.
+async fn fetch(path: &str, init: &RequestInit) -> Result<Response, Error> {
+    init.set_cache(RequestCache::NoStore);
+    let window = web_sys::window().ok_or_else(|| Error::Network("no window".into()))?;
+    let answer = JsFuture::from(window.fetch_with_str_and_init(path, init))
         .await
-        .map_err(|e| Error::Network(e.to_string()))
+        .map_err(js_error)?;
+    answer
+        .dyn_into::<Response>()
+        .map_err(|_| Error::Network("fetch did not return a Response".into()))
+}
+
+/// A response's body as text.
+async fn body_text(response: &Response) -> Result<String, Error> {
+    let promise = response.text().map_err(js_error)?;
+    let text = JsFuture::from(promise).await.map_err(js_error)?;
+    text.as_string()
+        .ok_or_else(|| Error::Network("the answer is not text".into()))
+}
+
+/// A JavaScript exception (a failed fetch: offline, refused) as an error.
+fn js_error(value: JsValue) -> Error {
+    let message = value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| "the request failed".into());
+    Error::Network(message)
 }
 
 thread_local! {
@@ -330,7 +365,7 @@ pub async fn refresh() -> Option<Session> {
         store_session(None);
         return None;
     }
-    let fresh: Session = response.json().await.ok()?;
+    let fresh: Session = serde_json::from_str(&body_text(&response).await.ok()?).ok()?;
     store_session(Some(&fresh));
     Some(fresh)
 }
@@ -338,11 +373,7 @@ pub async fn refresh() -> Option<Session> {
 /// `GET /readyz`: succeeds when the database is reachable and migrations are
 /// applied.
 pub async fn readiness() -> Result<(), Error> {
-    let response = Request::get("/readyz")
-        .cache(RequestCache::NoStore)
-        .send()
-        .await
-        .map_err(|e| Error::Network(e.to_string()))?;
+    let response = fetch("/readyz", &RequestInit::new()).await?;
     if response.ok() {
         Ok(())
     } else {
@@ -356,7 +387,7 @@ pub async fn readiness() -> Result<(), Error> {
 async fn status_error(response: Response) -> Error {
     let status = response.status();
     let status_text = response.status_text();
-    let body = response.text().await.unwrap_or_default();
+    let body = body_text(&response).await.unwrap_or_default();
     if let Ok(ErrorBody { code, detail }) = serde_json::from_str::<ErrorBody>(&body) {
         return Error::Status {
             status,

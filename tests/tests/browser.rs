@@ -63,6 +63,7 @@ async fn smoke(browser: &Browser, base_url: &str) -> Result<()> {
     browser.wait_for_path("/", UI_TIMEOUT).await?;
 
     wait_until_ready(browser).await?;
+    wasm_arrived_as_built(browser).await?;
     let brand = browser
         .find(By::Css(tid("app-header")))
         .await?
@@ -503,6 +504,39 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
 }
 
 /// Fills the sign-up form on `/signup` and submits it.
+/// The page's wasm came over the wire as the build left it: gzip-encoded
+/// with exactly the bytes of its precompressed `.gz` when the build wrote
+/// one (release builds), else as is.
+async fn wasm_arrived_as_built(browser: &Browser) -> Result<()> {
+    const ENTRY: &str = "const e = performance.getEntriesByType('resource')\
+        .find(e => e.name.endsWith('.wasm'));\
+        return e ? [e.name.split('/').pop(), e.encodedBodySize, e.decodedBodySize] : null;";
+    let entry = browser.eval(ENTRY).await?;
+    let (Some(name), Some(encoded), Some(decoded)) = (
+        entry[0].as_str(),
+        entry[1].as_u64(),
+        entry[2].as_u64(),
+    ) else {
+        anyhow::bail!("no resource timing for the wasm: {entry}");
+    };
+    let dir = std::path::PathBuf::from(
+        std::env::var("MESHHOOK_SPA_DIR").context("MESHHOOK_SPA_DIR is set for browser tests")?,
+    );
+    let plain = std::fs::metadata(dir.join(name))
+        .with_context(|| format!("{name} in {}", dir.display()))?
+        .len();
+    ensure!(decoded == plain, "decoded {decoded} bytes of {name}, the file has {plain}");
+    let expected = match std::fs::metadata(dir.join(format!("{name}.gz"))) {
+        Ok(packed) => packed.len(),
+        Err(_) => plain,
+    };
+    ensure!(
+        encoded == expected,
+        "{name} arrived as {encoded} bytes; expected {expected} (plain {plain})"
+    );
+    Ok(())
+}
+
 async fn sign_up(browser: &Browser, email: &str) -> Result<()> {
     browser.fill(&tid("auth-email"), email, UI_TIMEOUT).await?;
     browser

@@ -199,6 +199,22 @@ pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
     }
 
     let assets = fingerprint(&staging, &root.join("frontend"))?;
+    // index.html (small, never cached) is not precompressed.
+    let mut files = Vec::new();
+    if release {
+        println!("xtask: compressing the assets ahead of time (gzip, zopfli)");
+        for name in [&assets.js, &assets.wasm, &assets.css] {
+            let packed = format!("{name}.gz");
+            precompress(&staging.join(name), &staging.join(&packed))?;
+            files.push(packed);
+        }
+    }
+    files.extend([
+        assets.js.clone(),
+        assets.wasm.clone(),
+        assets.css.clone(),
+        "index.html".to_owned(),
+    ]);
 
     let dist = root.join("frontend").join("dist");
     if dist.exists() {
@@ -206,7 +222,7 @@ pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
     }
     fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
     // index.html last, so it never names a file that is not there yet.
-    for name in [&assets.js, &assets.wasm, &assets.css, "index.html"] {
+    for name in &files {
         let (from, to) = (staging.join(name), dist.join(name));
         fs::copy(&from, &to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
@@ -217,9 +233,13 @@ pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
         .and_then(|file| file.set_modified(started))
         .context("stamping dist/index.html")?;
 
-    let (raw, gzip) = sizes(&dist.join(&assets.wasm))?;
+    let wasm = dist.join(&assets.wasm);
+    let (raw, gzip) = sizes(&wasm)?;
+    let served = fs::metadata(dist.join(format!("{}.gz", assets.wasm)))
+        .map(|m| format!(", {} served (gzip by zopfli, {} bytes)", kib(m.len()), m.len()))
+        .unwrap_or_default();
     println!(
-        "xtask: SPA ready in {}: {} {} raw, {} gzip",
+        "xtask: SPA ready in {}: {} {} raw, {} gzip -9{served}",
         dist.display(),
         assets.wasm,
         kib(raw),
@@ -477,6 +497,22 @@ fn find_on_path(name: impl AsRef<OsStr>) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+/// Writes `to`: `from` in gzip format, compressed by zopfli (a slow
+/// DEFLATE encoder whose output any gzip decoder reads; ~5 % smaller than
+/// `gzip -9`). The server sends it to clients that accept gzip.
+fn precompress(from: &Path, to: &Path) -> Result<()> {
+    let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    let mut packed = Vec::with_capacity(bytes.len() / 2);
+    zopfli::compress(
+        zopfli::Options::default(),
+        zopfli::Format::Gzip,
+        bytes.as_slice(),
+        &mut packed,
+    )
+    .with_context(|| format!("compressing {}", from.display()))?;
+    fs::write(to, packed).with_context(|| format!("writing {}", to.display()))
 }
 
 /// Raw and gzip (level 9) size of a file, in bytes.
