@@ -19,6 +19,7 @@ mod pages;
 mod project;
 mod router;
 mod session;
+mod sort;
 mod theme;
 mod timeline;
 

@@ -512,11 +512,9 @@ async fn wasm_arrived_as_built(browser: &Browser) -> Result<()> {
         .find(e => e.name.endsWith('.wasm'));\
         return e ? [e.name.split('/').pop(), e.encodedBodySize, e.decodedBodySize] : null;";
     let entry = browser.eval(ENTRY).await?;
-    let (Some(name), Some(encoded), Some(decoded)) = (
-        entry[0].as_str(),
-        entry[1].as_u64(),
-        entry[2].as_u64(),
-    ) else {
+    let (Some(name), Some(encoded), Some(decoded)) =
+        (entry[0].as_str(), entry[1].as_u64(), entry[2].as_u64())
+    else {
         anyhow::bail!("no resource timing for the wasm: {entry}");
     };
     let dir = std::path::PathBuf::from(
@@ -525,7 +523,10 @@ async fn wasm_arrived_as_built(browser: &Browser) -> Result<()> {
     let plain = std::fs::metadata(dir.join(name))
         .with_context(|| format!("{name} in {}", dir.display()))?
         .len();
-    ensure!(decoded == plain, "decoded {decoded} bytes of {name}, the file has {plain}");
+    ensure!(
+        decoded == plain,
+        "decoded {decoded} bytes of {name}, the file has {plain}"
+    );
     let expected = match std::fs::metadata(dir.join(format!("{name}.gz"))) {
         Ok(packed) => packed.len(),
         Err(_) => plain,

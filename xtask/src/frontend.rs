@@ -236,7 +236,13 @@ pub fn build_spa(root: &Path, release: bool) -> Result<PathBuf> {
     let wasm = dist.join(&assets.wasm);
     let (raw, gzip) = sizes(&wasm)?;
     let served = fs::metadata(dist.join(format!("{}.gz", assets.wasm)))
-        .map(|m| format!(", {} served (gzip by zopfli, {} bytes)", kib(m.len()), m.len()))
+        .map(|m| {
+            format!(
+                ", {} served (gzip by zopfli, {} bytes)",
+                kib(m.len()),
+                m.len()
+            )
+        })
         .unwrap_or_default();
     println!(
         "xtask: SPA ready in {}: {} {} raw, {} gzip -9{served}",

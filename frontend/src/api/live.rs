@@ -325,7 +325,7 @@ pub fn continuation(last: i64, frames: &[Frame]) -> Option<Vec<&Frame>> {
     let mut next = last + 1;
     let mut out = Vec::new();
     let mut sorted: Vec<&Frame> = frames.iter().collect();
-    sorted.sort_by_key(|f| f.seq);
+    crate::sort::by_key(&mut sorted, |f| f.seq);
     for f in sorted {
         if f.seq < next {
             continue;

@@ -137,7 +137,7 @@ pub async fn publish(id: &str) -> Result<Version, Error> {
 /// `GET /api/v1/workflows/{id}/versions`, newest first.
 pub async fn versions(id: &str) -> Result<Vec<Version>, Error> {
     let mut list: Vec<Version> = get(&format!("/api/v1/workflows/{id}/versions")).await?;
-    list.sort_by_key(|v| std::cmp::Reverse(v.version));
+    crate::sort::by_key(&mut list, |v| std::cmp::Reverse(v.version));
     Ok(list)
 }
 

@@ -70,7 +70,7 @@ pub fn fields(schema: &Value) -> Vec<Field> {
         .collect();
     // JSON objects carry no key order, so the form orders fields itself:
     // required first, then short inputs before maps, bodies and groups.
-    fields.sort_by_key(|f| {
+    crate::sort::by_key(&mut fields, |f| {
         let rank = match f.kind {
             _ if f.required => 0,
             Kind::Enum(_) => 1,
@@ -240,18 +240,19 @@ pub fn map_rows(value: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default();
     // serde_json keeps insertion order when a crate in the build enables
     // `preserve_order`: sort, so the form is the same either way.
-    rows.sort();
+    crate::sort::by_key(&mut rows, |(k, _)| k.clone());
     rows
 }
 
 /// Editable rows back to a map; rows without a name are dropped.
 pub fn rows_to_map(rows: &[(String, String)]) -> Value {
-    Value::Object(
-        rows.iter()
-            .filter(|(k, _)| !k.trim().is_empty())
-            .map(|(k, v)| (k.trim().to_owned(), Value::String(v.clone())))
-            .collect::<Map<_, _>>(),
-    )
+    let mut map = Map::new();
+    for (k, v) in rows {
+        if !k.trim().is_empty() {
+            map.insert(k.trim().to_owned(), Value::String(v.clone()));
+        }
+    }
+    Value::Object(map)
 }
 
 /// The config of a node just dropped on the canvas: the required

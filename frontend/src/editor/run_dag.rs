@@ -74,15 +74,12 @@ fn Dag(doc: Doc, steps: Signal<Vec<Step>>, picked: RwSignal<Option<String>>) -> 
     ctx.read_only.set(true);
     let svg_ref = NodeRef::<leptos::svg::Svg>::new();
     Effect::new(move |_| {
-        let all: BTreeMap<String, (String, Option<serde_json::Value>)> =
-            ctx.ed.with_untracked(|e| {
-                e.doc
-                    .nodes
-                    .iter()
-                    .map(|n| (n.id.clone(), ("pending".to_owned(), None)))
-                    .collect()
-            });
-        let mut all = all;
+        let mut all: BTreeMap<String, (String, Option<serde_json::Value>)> = BTreeMap::new();
+        ctx.ed.with_untracked(|e| {
+            for n in &e.doc.nodes {
+                all.insert(n.id.clone(), ("pending".to_owned(), None));
+            }
+        });
         for s in steps.get() {
             all.insert(s.node_id.clone(), (s.status.clone(), s.output.clone()));
         }

@@ -150,8 +150,10 @@ impl Doc {
     /// Node ids in an order where every edge goes forward (nodes on cycles
     /// last, in document order).
     pub fn topological(&self) -> Vec<String> {
-        let mut incoming: BTreeMap<&str, usize> =
-            self.nodes.iter().map(|n| (n.id.as_str(), 0)).collect();
+        let mut incoming: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in &self.nodes {
+            incoming.insert(n.id.as_str(), 0);
+        }
         for e in &self.edges {
             if let Some(n) = incoming.get_mut(e.to.as_str()) {
                 *n += 1;
@@ -375,8 +377,14 @@ impl Editor {
     }
 
     pub fn select_all(&mut self) {
-        self.selection.nodes = self.doc.nodes.iter().map(|n| n.id.clone()).collect();
-        self.selection.edges = (0..self.doc.edges.len()).collect();
+        self.selection.nodes.clear();
+        for n in &self.doc.nodes {
+            self.selection.nodes.insert(n.id.clone());
+        }
+        self.selection.edges.clear();
+        for i in 0..self.doc.edges.len() {
+            self.selection.edges.insert(i);
+        }
     }
 
     /// Selects the nodes whose boxes intersect the rectangle between two
@@ -562,12 +570,10 @@ impl Editor {
 /// by hand or by the API) and leaves the others where they are.
 pub fn layout_missing(doc: &mut Doc) {
     if doc.nodes.iter().any(|n| n.position.is_none()) {
-        let missing: BTreeSet<String> = doc
-            .nodes
-            .iter()
-            .filter(|n| n.position.is_none())
-            .map(|n| n.id.clone())
-            .collect();
+        let mut missing = BTreeSet::new();
+        for n in doc.nodes.iter().filter(|n| n.position.is_none()) {
+            missing.insert(n.id.clone());
+        }
         layout(doc, |id| missing.contains(id));
     }
 }

@@ -84,7 +84,7 @@ fn DeadLetterList(project: Project) -> impl IntoView {
                     view! {
                         <div class="button-row">
                             <button class="button button-secondary button-small" data-testid="dead-letter-select-all"
-                                on:click=move |_| selected.set(all.iter().cloned().collect())>
+                                on:click=move |_| selected.update(|s| { s.clear(); for id in &all { s.insert(id.clone()); } })>
                                 "Select all"
                             </button>
                             <button class="button button-small" data-testid="dead-letter-resume"

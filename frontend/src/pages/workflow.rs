@@ -298,12 +298,11 @@ fn WorkflowEditor(workflow: Workflow, types: Vec<NodeType>, doc: Doc) -> impl In
                 // Follow the run; the canvas colours each step as it goes.
                 for _ in 0..600 {
                     let run = api::runs::fetch(&id).await.map_err(|e| e.detail())?;
-                    ctx.run_steps.set(
-                        run.steps
-                            .iter()
-                            .map(|s| (s.node_id.clone(), (s.status.clone(), s.output.clone())))
-                            .collect(),
-                    );
+                    let mut steps = BTreeMap::new();
+                    for s in &run.steps {
+                        steps.insert(s.node_id.clone(), (s.status.clone(), s.output.clone()));
+                    }
+                    ctx.run_steps.set(steps);
                     if !run.is_open() {
                         return Ok(run);
                     }
