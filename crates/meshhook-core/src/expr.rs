@@ -206,11 +206,13 @@ fn integral_floats_as_integers(value: Value) -> Value {
         Value::Array(items) => {
             Value::Array(items.into_iter().map(integral_floats_as_integers).collect())
         }
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, integral_floats_as_integers(v)))
-                .collect(),
-        ),
+        Value::Object(mut map) => {
+            // In place: collecting into a map would sort the entries again.
+            for v in map.values_mut() {
+                *v = integral_floats_as_integers(std::mem::take(v));
+            }
+            Value::Object(map)
+        }
         other => other,
     }
 }

@@ -3,6 +3,8 @@
 //! checked as you type (the core crate in wasm), the mapping preview and
 //! the node's result in the last test run.
 
+use std::collections::BTreeMap;
+
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -165,10 +167,13 @@ fn Preview(ctx: Ctx, id: String, key: &'static str) -> impl IntoView {
                 }
                 Err(_) => Value::Object(serde_json::Map::new()),
             };
-            let known = ctx.run_steps.with_untracked(|s| {
-                s.iter()
-                    .filter_map(|(k, (_, o))| o.clone().map(|o| (k.clone(), o)))
-                    .collect()
+            let mut known = BTreeMap::new();
+            ctx.run_steps.with_untracked(|s| {
+                for (k, (_, o)) in s {
+                    if let Some(o) = o {
+                        known.insert(k.clone(), o.clone());
+                    }
+                }
             });
             result.set(ctx.ed.with_untracked(|e| {
                 let ctx_value = preview::context(&e.doc, &id, &body, &known);

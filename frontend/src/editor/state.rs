@@ -582,56 +582,62 @@ pub fn layout_missing(doc: &mut Doc) {
 /// its row follows the mean row of its predecessors. Only nodes for which
 /// `place` is true are moved.
 fn layout(doc: &mut Doc, place: impl Fn(&str) -> bool) {
+    // One map type (the one `topological` uses) for both the layer and the
+    // row of a node: each distinct BTreeMap type costs wasm.
     let order = doc.topological();
-    let mut layer: BTreeMap<String, usize> = BTreeMap::new();
+    let mut layer: BTreeMap<&str, usize> = BTreeMap::new();
     for id in &order {
         let l = doc
             .edges
             .iter()
             .filter(|e| &e.to == id)
-            .filter_map(|e| layer.get(&e.from).map(|l| l + 1))
+            .filter_map(|e| layer.get(e.from.as_str()).map(|l| l + 1))
             .max()
             .unwrap_or(0);
-        layer.insert(id.clone(), l);
+        layer.insert(id, l);
     }
-    let mut rows: BTreeMap<usize, Vec<(f64, String)>> = BTreeMap::new();
-    let mut row_of: BTreeMap<String, f64> = BTreeMap::new();
+    // The rows taken in each layer.
+    let mut taken: Vec<Vec<usize>> = Vec::new();
+    let mut row_of: BTreeMap<&str, usize> = BTreeMap::new();
     for id in &order {
-        let l = layer.get(id).copied().unwrap_or(0);
-        let parents: Vec<f64> = doc
+        let l = layer.get(id.as_str()).copied().unwrap_or(0);
+        let parents: Vec<usize> = doc
             .edges
             .iter()
             .filter(|e| &e.to == id)
-            .filter_map(|e| row_of.get(&e.from).copied())
+            .filter_map(|e| row_of.get(e.from.as_str()).copied())
             .collect();
-        let taken = rows.get(&l).map_or(0, Vec::len);
-        #[allow(clippy::cast_precision_loss)]
-        let wish = if parents.is_empty() {
-            taken as f64
-        } else {
-            parents.iter().sum::<f64>() / parents.len() as f64
-        };
-        let row = rows.entry(l).or_default();
-        // Rows stay distinct: take the wished row or the next free one.
-        let mut r = wish.round().max(0.0);
-        while row.iter().any(|(used, _)| (*used - r).abs() < 0.5) {
-            r += 1.0;
+        if taken.len() <= l {
+            taken.resize_with(l + 1, Vec::new);
         }
-        row.push((r, id.clone()));
-        row_of.insert(id.clone(), r);
+        let row = &mut taken[l];
+        // The mean row of the predecessors, rounded; for an entry node, the
+        // next row of its layer.
+        let wish = if parents.is_empty() {
+            row.len()
+        } else {
+            (2 * parents.iter().sum::<usize>() + parents.len()) / (2 * parents.len())
+        };
+        // Rows stay distinct: take the wished row or the next free one.
+        let mut r = wish;
+        while row.contains(&r) {
+            r += 1;
+        }
+        row.push(r);
+        row_of.insert(id, r);
     }
     for n in &mut doc.nodes {
         if !place(&n.id) {
             continue;
         }
-        let l = layer.get(&n.id).copied().unwrap_or(0);
-        let r = row_of.get(&n.id).copied().unwrap_or(0.0);
+        let l = layer.get(n.id.as_str()).copied().unwrap_or(0);
+        let r = row_of.get(n.id.as_str()).copied().unwrap_or(0);
         #[allow(clippy::cast_precision_loss)]
-        let x = l as f64 * (NODE_W + LAYER_GAP);
-        n.position = Some(Pos {
-            x,
-            y: r * (NODE_H + ROW_GAP),
-        });
+        let (x, y) = (
+            l as f64 * (NODE_W + LAYER_GAP),
+            r as f64 * (NODE_H + ROW_GAP),
+        );
+        n.position = Some(Pos { x, y });
     }
 }
 
