@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod json;
 pub mod live;
 pub mod metrics;
 pub mod projects;
@@ -23,8 +24,9 @@ use std::fmt;
 
 use futures::FutureExt;
 use futures::future::{LocalBoxFuture, Shared};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use self::json::FromJson;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, RequestCache, RequestInit, Response};
@@ -86,10 +88,19 @@ impl fmt::Display for Error {
 }
 
 /// The API's error body: `{"code": "...", "detail": "..."}`.
-#[derive(Deserialize)]
 struct ErrorBody {
     code: String,
     detail: String,
+}
+
+impl FromJson for ErrorBody {
+    fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let f = json::Fields::of(value)?;
+        Ok(ErrorBody {
+            code: f.string("code")?,
+            detail: f.string("detail")?,
+        })
+    }
 }
 
 /// `localStorage` key of the signed-in [`Session`] (JSON).
@@ -102,7 +113,7 @@ pub const SESSION_EVENT: &str = "meshhook-session";
 
 /// The signed-in user's tokens, kept in `localStorage` so a reload stays
 /// signed in. Shape = the API's auth answer (`/api/v1/auth/login`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Session {
     /// HS256 access token (1 h).
     pub access_token: String,
@@ -113,12 +124,33 @@ pub struct Session {
 }
 
 /// `{id, email}` of a user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
     /// User id (uuid).
     pub id: String,
     /// Email address.
     pub email: String,
+}
+
+impl FromJson for Session {
+    fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let f = json::Fields::of(value)?;
+        Ok(Session {
+            access_token: f.string("access_token")?,
+            refresh_token: f.string("refresh_token")?,
+            user: f.decode("user")?,
+        })
+    }
+}
+
+impl FromJson for User {
+    fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let f = json::Fields::of(value)?;
+        Ok(User {
+            id: f.string("id")?,
+            email: f.string("email")?,
+        })
+    }
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -128,7 +160,7 @@ fn storage() -> Option<web_sys::Storage> {
 /// The stored session, if any (a corrupt entry counts as none).
 pub fn session() -> Option<Session> {
     let raw = storage()?.get_item(SESSION_KEY).ok()??;
-    serde_json::from_str(&raw).ok()
+    parse(&raw).ok()
 }
 
 /// Stores (or with `None`, forgets) the session, then fires
@@ -178,24 +210,24 @@ impl Method {
 }
 
 /// `GET path` with the session's bearer token, decoding a JSON answer.
-pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, Error> {
+pub async fn get<T: FromJson>(path: &str) -> Result<T, Error> {
     parse(&call_text(Method::Get, path, None).await?)
 }
 
 /// `POST path` with a JSON body, decoding a JSON answer.
-pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, Error> {
+pub async fn post<B: Serialize, T: FromJson>(path: &str, body: &B) -> Result<T, Error> {
     let body = to_value(body)?;
     parse(&call_text(Method::Post, path, Some(body)).await?)
 }
 
 /// `PUT path` with a JSON body, decoding a JSON answer.
-pub async fn put<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, Error> {
+pub async fn put<B: Serialize, T: FromJson>(path: &str, body: &B) -> Result<T, Error> {
     let body = to_value(body)?;
     parse(&call_text(Method::Put, path, Some(body)).await?)
 }
 
 /// `PATCH path` with a JSON body, decoding a JSON answer.
-pub async fn patch<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, Error> {
+pub async fn patch<B: Serialize, T: FromJson>(path: &str, body: &B) -> Result<T, Error> {
     let body = to_value(body)?;
     parse(&call_text(Method::Patch, path, Some(body)).await?)
 }
@@ -211,7 +243,13 @@ fn to_value<B: Serialize>(body: &B) -> Result<serde_json::Value, Error> {
 }
 
 /// Decodes an answer's text (empty: JSON `null`).
-fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
+fn parse<T: FromJson>(text: &str) -> Result<T, Error> {
+    T::from_json(&parse_value(text)?).map_err(|e| Error::Network(format!("unexpected answer: {e}")))
+}
+
+/// An answer's text as JSON (empty: `null`). Not generic: every answer
+/// shares this one parser.
+fn parse_value(text: &str) -> Result<serde_json::Value, Error> {
     let text = if text.trim().is_empty() { "null" } else { text };
     serde_json::from_str(text).map_err(|e| Error::Network(format!("unexpected answer: {e}")))
 }
@@ -257,7 +295,7 @@ pub async fn live_token(rejected: Option<&str>) -> Option<String> {
 
 /// A call without credentials and without the refresh dance: sign-up,
 /// sign-in and sign-out, where a 401 means wrong credentials.
-pub async fn call_anonymous<T: DeserializeOwned>(
+pub async fn call_anonymous<T: FromJson>(
     method: Method,
     path: &str,
     body: Option<serde_json::Value>,
@@ -365,7 +403,7 @@ pub async fn refresh() -> Option<Session> {
         store_session(None);
         return None;
     }
-    let fresh: Session = serde_json::from_str(&body_text(&response).await.ok()?).ok()?;
+    let fresh: Session = parse(&body_text(&response).await.ok()?).ok()?;
     store_session(Some(&fresh));
     Some(fresh)
 }
@@ -388,7 +426,7 @@ async fn status_error(response: Response) -> Error {
     let status = response.status();
     let status_text = response.status_text();
     let body = body_text(&response).await.unwrap_or_default();
-    if let Ok(ErrorBody { code, detail }) = serde_json::from_str::<ErrorBody>(&body) {
+    if let Ok(ErrorBody { code, detail }) = parse::<ErrorBody>(&body) {
         return Error::Status {
             status,
             code: Some(code),

@@ -1,20 +1,19 @@
 //! Sign-up, sign-in, sign-out and "who am I".
 
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::json::{Fields, FromJson};
 use super::{Error, Method, Session, call_anonymous, get, session, store_session};
 
 /// Shortest password the API accepts (`auth::PASSWORD_CHARS`).
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
 /// `GET /api/v1/me`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Me {
     /// User (or API key) id.
     pub id: String,
     /// The user's email; absent for API keys.
-    #[serde(default)]
     pub email: Option<String>,
 }
 
@@ -55,4 +54,14 @@ pub fn sign_out() -> impl Future<Output = ()> + 'static {
 /// `GET /api/v1/me`.
 pub async fn me() -> Result<Me, Error> {
     get("/api/v1/me").await
+}
+
+impl FromJson for Me {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Me {
+            id: f.string("id")?,
+            email: f.opt_string("email"),
+        })
+    }
 }

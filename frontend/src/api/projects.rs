@@ -1,27 +1,26 @@
 //! Projects, their members and API keys.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::json::{Fields, FromJson};
 use super::{Error, delete, get, post};
 
 /// Roles a member or API key can have, strongest first.
 pub const ROLES: [&str; 4] = ["owner", "admin", "editor", "viewer"];
 
 /// `{id, name, role}` of a project the caller belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
     /// Project id (uuid).
     pub id: String,
     /// Display name.
     pub name: String,
     /// The caller's role in it.
-    #[serde(default)]
     pub role: Option<String>,
 }
 
 /// A project member.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
     /// The member's user id.
     pub user_id: String,
@@ -34,7 +33,7 @@ pub struct Member {
 }
 
 /// A project API key (never the key itself).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKey {
     /// Key id.
     pub id: String,
@@ -47,20 +46,17 @@ pub struct ApiKey {
     /// When it was created.
     pub created_at: String,
     /// When it was last used, if ever.
-    #[serde(default)]
     pub last_used_at: Option<String>,
     /// When it was revoked, if it was.
-    #[serde(default)]
     pub revoked_at: Option<String>,
 }
 
 /// The answer to creating a key: the key, shown this once.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKeyCreated {
     /// The secret key.
     pub key: String,
     /// Its metadata.
-    #[serde(flatten)]
     pub meta: ApiKey,
 }
 
@@ -105,4 +101,51 @@ pub async fn create_api_key(project: &str, name: &str, role: &str) -> Result<Api
 /// `DELETE /api/v1/projects/{pid}/api-keys/{id}`.
 pub async fn delete_api_key(project: &str, id: &str) -> Result<(), Error> {
     delete(&format!("/api/v1/projects/{project}/api-keys/{id}")).await
+}
+
+impl FromJson for Project {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Project {
+            id: f.string("id")?,
+            name: f.string("name")?,
+            role: f.opt_string("role"),
+        })
+    }
+}
+
+impl FromJson for Member {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Member {
+            user_id: f.string("user_id")?,
+            email: f.string("email")?,
+            role: f.string("role")?,
+            created_at: f.string("created_at")?,
+        })
+    }
+}
+
+impl FromJson for ApiKey {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(ApiKey {
+            id: f.string("id")?,
+            name: f.string("name")?,
+            role: f.string("role")?,
+            prefix: f.string("prefix")?,
+            created_at: f.string("created_at")?,
+            last_used_at: f.opt_string("last_used_at"),
+            revoked_at: f.opt_string("revoked_at"),
+        })
+    }
+}
+
+impl FromJson for ApiKeyCreated {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        Ok(ApiKeyCreated {
+            key: Fields::of(value)?.string("key")?,
+            meta: ApiKey::from_json(value)?,
+        })
+    }
 }

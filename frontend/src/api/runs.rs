@@ -1,13 +1,13 @@
 //! Runs: the project's run list, one run with its steps, its event log,
 //! and the actions on it (cancel, resume from a step).
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::json::{Fields, FromJson};
 use super::{Error, get, post};
 
 /// One row of the run list.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {
     pub id: String,
     pub workflow_id: String,
@@ -21,14 +21,14 @@ pub struct RunSummary {
 }
 
 /// A page of the run list.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunPage {
     pub items: Vec<RunSummary>,
     pub next_cursor: Option<String>,
 }
 
 /// One step of a run.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     pub node_id: String,
     pub status: String,
@@ -40,7 +40,7 @@ pub struct Step {
 }
 
 /// A run in full.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Run {
     pub id: String,
     pub project_id: String,
@@ -54,7 +54,6 @@ pub struct Run {
     pub parent_run_id: Option<String>,
     pub created_at: String,
     pub finished_at: Option<String>,
-    #[serde(default)]
     pub steps: Vec<Step>,
 }
 
@@ -89,10 +88,9 @@ pub fn badge(status: &str) -> &'static str {
 }
 
 /// One event of a run's log.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub seq: i64,
-    #[serde(rename = "type")]
     pub kind: String,
     pub data: Value,
     pub at: String,
@@ -162,7 +160,7 @@ pub async fn cancel(id: &str) -> Result<Value, Error> {
     post(&format!("/api/v1/runs/{id}/cancel"), &json!({})).await
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug)]
 struct Started {
     run_id: String,
 }
@@ -178,7 +176,7 @@ pub async fn resume(id: &str, node: &str) -> Result<String, Error> {
 }
 
 /// The replay check's answer.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Replay {
     pub deterministic: bool,
     pub mismatches: Vec<String>,
@@ -190,7 +188,7 @@ pub async fn replay(id: &str) -> Result<Replay, Error> {
 }
 
 /// A failed run, as the dead-letter list shows it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DeadLetter {
     pub run_id: String,
     pub workflow_id: String,
@@ -204,6 +202,115 @@ pub struct DeadLetter {
 /// `GET /api/v1/projects/{pid}/dead-letter`.
 pub async fn dead_letters(project: &str) -> Result<Vec<DeadLetter>, Error> {
     get(&format!("/api/v1/projects/{project}/dead-letter?limit=200")).await
+}
+
+impl FromJson for RunSummary {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(RunSummary {
+            id: f.string("id")?,
+            workflow_id: f.string("workflow_id")?,
+            version: f.opt_i32("version"),
+            status: f.string("status")?,
+            trigger_kind: f.string("trigger_kind")?,
+            parent_run_id: f.opt_string("parent_run_id"),
+            error: f.opt_value("error"),
+            created_at: f.string("created_at")?,
+            finished_at: f.opt_string("finished_at"),
+        })
+    }
+}
+
+impl FromJson for RunPage {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(RunPage {
+            items: f.decode("items")?,
+            next_cursor: f.opt_string("next_cursor"),
+        })
+    }
+}
+
+impl FromJson for Step {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Step {
+            node_id: f.string("node_id")?,
+            status: f.string("status")?,
+            attempts: u32::try_from(f.int("attempts")?)
+                .map_err(|_| "`attempts` is out of range")?,
+            started_at: f.opt_string("started_at"),
+            finished_at: f.opt_string("finished_at"),
+            output: f.opt_value("output"),
+            error: f.opt_string("error"),
+        })
+    }
+}
+
+impl FromJson for Run {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Run {
+            id: f.string("id")?,
+            project_id: f.string("project_id")?,
+            workflow_id: f.string("workflow_id")?,
+            version: f.opt_i32("version"),
+            status: f.string("status")?,
+            trigger_kind: f.string("trigger_kind")?,
+            trigger: f.value("trigger"),
+            output: f.opt_value("output"),
+            error: f.opt_value("error"),
+            parent_run_id: f.opt_string("parent_run_id"),
+            created_at: f.string("created_at")?,
+            finished_at: f.opt_string("finished_at"),
+            steps: f.opt_decode("steps")?.unwrap_or_default(),
+        })
+    }
+}
+
+impl FromJson for Event {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Event {
+            seq: f.int("seq")?,
+            kind: f.string("type")?,
+            data: f.value("data"),
+            at: f.string("at")?,
+        })
+    }
+}
+
+impl FromJson for Started {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        Ok(Started {
+            run_id: Fields::of(value)?.string("run_id")?,
+        })
+    }
+}
+
+impl FromJson for Replay {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Replay {
+            deterministic: f.boolean("deterministic")?,
+            mismatches: f.decode("mismatches")?,
+        })
+    }
+}
+
+impl FromJson for DeadLetter {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(DeadLetter {
+            run_id: f.string("run_id")?,
+            workflow_id: f.string("workflow_id")?,
+            version: f.opt_i32("version"),
+            reason: f.opt_string("reason"),
+            last_step: f.opt_string("last_step"),
+            failed_at: f.opt_string("failed_at"),
+            created_at: f.string("created_at")?,
+        })
+    }
 }
 
 #[cfg(test)]

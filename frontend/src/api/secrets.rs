@@ -1,13 +1,13 @@
 //! Project secrets. Values go to the server and never come back: every
 //! answer carries a masked hint only.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::json::{Fields, FromJson};
 use super::{Error, delete, get, post, put};
 
 /// A secret's metadata.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Secret {
     /// Secret id.
     pub id: String,
@@ -52,4 +52,16 @@ pub async fn update(id: &str, value: &str) -> Result<Secret, Error> {
 /// `DELETE /api/v1/secrets/{id}`.
 pub async fn remove(id: &str) -> Result<(), Error> {
     delete(&format!("/api/v1/secrets/{id}")).await
+}
+
+impl FromJson for Secret {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Secret {
+            id: f.string("id")?,
+            name: f.string("name")?,
+            masked: f.string("masked")?,
+            updated_at: f.string("updated_at")?,
+        })
+    }
 }

@@ -1,12 +1,13 @@
 //! Webhook triggers of a workflow, their secrets and delivery log.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::json::{Fields, FromJson};
 use super::{Error, delete, get, patch, post};
 
 /// A webhook (never its signing secret).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Webhook {
     /// Webhook id.
     pub id: String,
@@ -19,7 +20,6 @@ pub struct Webhook {
     /// `"async"` or `{"sync": {"timeout_ms": n}}`.
     pub mode: Value,
     /// Token bucket, if limited.
-    #[serde(default)]
     pub rate_limit: Option<RateLimit>,
     /// Whether deliveries are accepted.
     pub enabled: bool,
@@ -47,7 +47,7 @@ impl Webhook {
 }
 
 /// `{per_second, burst}`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct RateLimit {
     /// Refill rate.
     pub per_second: f64,
@@ -56,18 +56,16 @@ pub struct RateLimit {
 }
 
 /// The answer to creating a webhook.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Created {
     /// The webhook.
-    #[serde(flatten)]
     pub webhook: Webhook,
     /// The generated signing secret, shown this once.
-    #[serde(default)]
     pub signing_secret: Option<String>,
 }
 
 /// The answer to a secret rotation.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rotated {
     /// The new secret, shown this once.
     pub signing_secret: String,
@@ -76,7 +74,7 @@ pub struct Rotated {
 }
 
 /// What the webhook's own endpoint answered to a test delivery.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TestOutcome {
     /// HTTP status of `/hooks/{token}`.
     pub status: u16,
@@ -85,7 +83,7 @@ pub struct TestOutcome {
 }
 
 /// One row of the delivery log.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Delivery {
     /// Delivery id.
     pub id: String,
@@ -96,23 +94,19 @@ pub struct Delivery {
     /// HTTP status answered.
     pub status: i32,
     /// The run it started, if any.
-    #[serde(default)]
     pub run_id: Option<String>,
     /// Time to answer.
-    #[serde(default)]
     pub latency_ms: Option<f64>,
     /// Why it was refused, when it was.
-    #[serde(default)]
     pub detail: Option<String>,
 }
 
 /// A page of the delivery log.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Deliveries {
     /// Newest first.
     pub items: Vec<Delivery>,
     /// Cursor of the next page, if there is one.
-    #[serde(default)]
     pub next_cursor: Option<String>,
 }
 
@@ -153,4 +147,84 @@ pub async fn test(id: &str, payload: &Value) -> Result<TestOutcome, Error> {
 /// `GET /api/v1/webhooks/{id}/deliveries` (newest 50).
 pub async fn deliveries(id: &str) -> Result<Deliveries, Error> {
     get(&format!("/api/v1/webhooks/{id}/deliveries?limit=50")).await
+}
+
+impl FromJson for Webhook {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Webhook {
+            id: f.string("id")?,
+            workflow_id: f.string("workflow_id")?,
+            url: f.string("url")?,
+            verification: f.value("verification"),
+            mode: f.value("mode"),
+            rate_limit: f.opt_decode("rate_limit")?,
+            enabled: f.boolean("enabled")?,
+            created_at: f.string("created_at")?,
+        })
+    }
+}
+
+impl FromJson for RateLimit {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(RateLimit {
+            per_second: f.float("per_second")?,
+            burst: u32::try_from(f.int("burst")?).map_err(|_| "`burst` is out of range")?,
+        })
+    }
+}
+
+impl FromJson for Created {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        Ok(Created {
+            webhook: Webhook::from_json(value)?,
+            signing_secret: Fields::of(value)?.opt_string("signing_secret"),
+        })
+    }
+}
+
+impl FromJson for Rotated {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Rotated {
+            signing_secret: f.string("signing_secret")?,
+            previous_valid_until: f.string("previous_valid_until")?,
+        })
+    }
+}
+
+impl FromJson for TestOutcome {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(TestOutcome {
+            status: u16::try_from(f.int("status")?).map_err(|_| "`status` is out of range")?,
+            body: f.value("body"),
+        })
+    }
+}
+
+impl FromJson for Delivery {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Delivery {
+            id: f.string("id")?,
+            time: f.string("time")?,
+            verdict: f.string("verdict")?,
+            status: i32::try_from(f.int("status")?).map_err(|_| "`status` is out of range")?,
+            run_id: f.opt_string("run_id"),
+            latency_ms: f.opt_float("latency_ms"),
+            detail: f.opt_string("detail"),
+        })
+    }
+}
+
+impl FromJson for Deliveries {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Deliveries {
+            items: f.decode("items")?,
+            next_cursor: f.opt_string("next_cursor"),
+        })
+    }
 }

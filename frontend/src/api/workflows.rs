@@ -1,12 +1,12 @@
 //! Workflows (drafts and their publication status).
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::json::{Fields, FromJson};
 use super::{Error, delete, get, post, put};
 
 /// A workflow with its draft definition.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Workflow {
     /// Workflow id.
     pub id: String,
@@ -17,7 +17,6 @@ pub struct Workflow {
     /// `draft`, or `published` when the draft equals the newest version.
     pub status: String,
     /// The newest published version, if any.
-    #[serde(default)]
     pub latest_version: Option<i32>,
     /// Last change of the draft.
     pub updated_at: String,
@@ -69,16 +68,14 @@ pub async fn remove(id: &str) -> Result<(), Error> {
 }
 
 /// One node type of the palette (`GET /api/v1/node-types`).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NodeType {
-    #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
     pub description: String,
     pub config_schema: Value,
     /// `["default"]`, or `["true", "false"]` for branch.
     pub outputs: Vec<String>,
-    #[serde(default)]
     pub icon: String,
 }
 
@@ -97,7 +94,7 @@ pub async fn save(id: &str, definition: &Value) -> Result<Workflow, Error> {
 }
 
 /// One problem found by validation.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Issue {
     /// JSON pointer into the definition (`/nodes/2/config/url`).
     pub path: String,
@@ -105,7 +102,7 @@ pub struct Issue {
 }
 
 /// The answer of `POST /api/v1/workflows/{id}/validate`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Validation {
     pub valid: bool,
     pub errors: Vec<Issue>,
@@ -121,11 +118,10 @@ pub async fn validate(id: &str, definition: &Value) -> Result<Validation, Error>
 }
 
 /// A published version.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Version {
     pub version: i32,
     pub created_at: String,
-    #[serde(default)]
     pub definition: Option<Value>,
 }
 
@@ -157,7 +153,7 @@ pub async fn restore(id: &str, n: i32) -> Result<Workflow, Error> {
 }
 
 /// Started test run.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 struct TestRun {
     run_id: String,
 }
@@ -171,4 +167,71 @@ pub async fn test_run(id: &str, payload: &Value) -> Result<String, Error> {
     )
     .await?;
     Ok(started.run_id)
+}
+
+impl FromJson for Workflow {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Workflow {
+            id: f.string("id")?,
+            name: f.string("name")?,
+            definition: f.value("definition"),
+            status: f.string("status")?,
+            latest_version: f.opt_i32("latest_version"),
+            updated_at: f.string("updated_at")?,
+        })
+    }
+}
+
+impl FromJson for NodeType {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(NodeType {
+            kind: f.string("type")?,
+            title: f.string("title")?,
+            description: f.string("description")?,
+            config_schema: f.value("config_schema"),
+            outputs: f.decode("outputs")?,
+            icon: f.opt_string("icon").unwrap_or_default(),
+        })
+    }
+}
+
+impl FromJson for Issue {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Issue {
+            path: f.string("path")?,
+            message: f.string("message")?,
+        })
+    }
+}
+
+impl FromJson for Validation {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Validation {
+            valid: f.boolean("valid")?,
+            errors: f.decode("errors")?,
+        })
+    }
+}
+
+impl FromJson for Version {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let f = Fields::of(value)?;
+        Ok(Version {
+            version: i32::try_from(f.int("version")?).map_err(|_| "`version` is out of range")?,
+            created_at: f.string("created_at")?,
+            definition: f.opt_value("definition"),
+        })
+    }
+}
+
+impl FromJson for TestRun {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        Ok(TestRun {
+            run_id: Fields::of(value)?.string("run_id")?,
+        })
+    }
 }
