@@ -25,11 +25,11 @@ use std::fmt;
 use futures::FutureExt;
 use futures::future::{LocalBoxFuture, Shared};
 use serde::Serialize;
-
-use self::json::FromJson;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, RequestCache, RequestInit, Response};
+
+use self::json::FromJson;
 
 /// Why a call did not produce what the page asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]

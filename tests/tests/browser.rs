@@ -503,7 +503,6 @@ async fn journey(browser: &Browser, base_url: &str) -> Result<()> {
     Ok(())
 }
 
-/// Fills the sign-up form on `/signup` and submits it.
 /// The page's wasm came over the wire as the build left it: gzip-encoded
 /// with exactly the bytes of its precompressed `.gz` when the build wrote
 /// one (release builds), else as is.
@@ -538,6 +537,7 @@ async fn wasm_arrived_as_built(browser: &Browser) -> Result<()> {
     Ok(())
 }
 
+/// Fills the sign-up form on `/signup` and submits it.
 async fn sign_up(browser: &Browser, email: &str) -> Result<()> {
     browser.fill(&tid("auth-email"), email, UI_TIMEOUT).await?;
     browser

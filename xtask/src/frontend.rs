@@ -123,8 +123,9 @@ pub fn ensure_wasm_opt() -> Result<Option<PathBuf>> {
 /// `wasm-bindgen --target web`, `wasm-opt -Oz` (release only, when
 /// available), then `index.html` pointing at content-hashed file names
 /// (`meshhook_frontend-<hash>.js`, `meshhook_frontend_bg-<hash>.wasm`,
-/// `style-<hash>.css`) so they can be cached for long. Prints the `.wasm`'s
-/// raw and gzip size.
+/// `style-<hash>.css`) so they can be cached for long; release builds also
+/// write each asset's `<name>.gz` (zopfli) for the server to send. Prints
+/// the `.wasm`'s raw, `gzip -9` and precompressed size.
 ///
 /// Everything is assembled in the target directory first, so `dist/` is
 /// only briefly incomplete and a failed build leaves the previous one alone.
