@@ -36,6 +36,9 @@ pub fn Insights() -> impl IntoView {
     }
 }
 
+/// How often the page reloads its figures on its own.
+const AUTO_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[component]
 fn Dashboard(project: Project) -> impl IntoView {
     let pid = StoredValue::new(project.id);
@@ -43,14 +46,30 @@ fn Dashboard(project: Project) -> impl IntoView {
     let only = RwSignal::new(String::new());
     let data: Loaded<Value> = RwSignal::new(None);
     let flows: Loaded<Vec<Workflow>> = RwSignal::new(None);
+    // Reloads in place: the figures shown stay until the new ones are in,
+    // and an answer is dropped when a newer load started meanwhile (the
+    // window may have changed).
+    let generation = StoredValue::new(0_u64);
+    let reload = move || {
+        let mine = generation.get_value().wrapping_add(1);
+        generation.set_value(mine);
+        let answer = metrics::fetch(pid.get_value(), window.get_untracked());
+        leptos::task::spawn_local(async move {
+            let answer = answer.await;
+            if generation.try_get_value() == Some(mine) {
+                let _ = data.try_set(Some(answer));
+            }
+        });
+    };
     let fetch = move || {
         data.set(None);
-        load(
-            data,
-            metrics::fetch(pid.get_value(), window.get_untracked()),
-        );
+        reload();
     };
     fetch();
+    // The server refreshes its views about once a minute: follow them.
+    if let Ok(handle) = set_interval_with_handle(reload, AUTO_REFRESH) {
+        on_cleanup(move || handle.clear());
+    }
     load(
         flows,
         async move { workflows::list(&pid.get_value()).await },
@@ -84,7 +103,7 @@ fn Dashboard(project: Project) -> impl IntoView {
         <div on:click=on_click on:change=move |ev| only.set(event_target_value(&ev))>
             <div class="toolbar" inner_html=toolbar></div>
             <div inner_html=body></div>
-            <p class="card-footnote">"Figures come from views the server refreshes every minute or so; “now” figures are live."</p>
+            <p class="card-footnote">"Figures come from views the server refreshes every minute or so; this page reloads them every minute. “Now” figures are live."</p>
         </div>
     }
 }
