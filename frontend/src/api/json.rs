@@ -87,6 +87,11 @@ impl<'a> Fields<'a> {
         self.get(key).and_then(Value::as_i64)
     }
 
+    /// A required integer that fits `T` (a status code, a count).
+    pub fn int_in<T: TryFrom<i64>>(self, key: &str) -> Result<T, String> {
+        T::try_from(self.int(key)?).map_err(|_| format!("`{key}` is out of range"))
+    }
+
     /// An optional integer that fits an `i32` (workflow versions).
     pub fn opt_i32(self, key: &str) -> Option<i32> {
         self.opt_int(key).and_then(|n| i32::try_from(n).ok())
@@ -152,6 +157,7 @@ mod tests {
         assert_eq!(f.opt_string("absent"), None);
         assert_eq!(f.int("n").unwrap(), 7);
         assert_eq!(f.opt_i32("n"), Some(7));
+        assert_eq!(f.int_in::<u16>("n").unwrap(), 7);
         assert_eq!(f.float("f").unwrap(), 1.5);
         assert!(f.boolean("b").unwrap());
         assert_eq!(f.value("absent"), Value::Null);
@@ -172,6 +178,13 @@ mod tests {
         assert_eq!(
             f.decode::<Vec<String>>("l").unwrap_err(),
             "`l`: expected a string"
+        );
+        assert_eq!(
+            Fields::of(&json!({"n": -1}))
+                .unwrap()
+                .int_in::<u32>("n")
+                .unwrap_err(),
+            "`n` is out of range"
         );
         assert!(Fields::of(&json!([1])).is_err());
     }

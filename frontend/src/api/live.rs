@@ -239,10 +239,7 @@ fn connect(inner: &Rc<RefCell<Inner>>, token: String) {
             let Some(text) = ev.data().as_string() else {
                 return;
             };
-            let Some(frame) = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| Frame::from_json(&v).ok())
-            else {
+            let Ok(frame) = super::parse::<Frame>(&text) else {
                 return;
             };
             let schedule = {

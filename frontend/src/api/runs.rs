@@ -237,8 +237,7 @@ impl FromJson for Step {
         Ok(Step {
             node_id: f.string("node_id")?,
             status: f.string("status")?,
-            attempts: u32::try_from(f.int("attempts")?)
-                .map_err(|_| "`attempts` is out of range")?,
+            attempts: f.int_in("attempts")?,
             started_at: f.opt_string("started_at"),
             finished_at: f.opt_string("finished_at"),
             output: f.opt_value("output"),

@@ -170,7 +170,7 @@ impl FromJson for RateLimit {
         let f = Fields::of(value)?;
         Ok(RateLimit {
             per_second: f.float("per_second")?,
-            burst: u32::try_from(f.int("burst")?).map_err(|_| "`burst` is out of range")?,
+            burst: f.int_in("burst")?,
         })
     }
 }
@@ -198,7 +198,7 @@ impl FromJson for TestOutcome {
     fn from_json(value: &Value) -> Result<Self, String> {
         let f = Fields::of(value)?;
         Ok(TestOutcome {
-            status: u16::try_from(f.int("status")?).map_err(|_| "`status` is out of range")?,
+            status: f.int_in("status")?,
             body: f.value("body"),
         })
     }
@@ -211,7 +211,7 @@ impl FromJson for Delivery {
             id: f.string("id")?,
             time: f.string("time")?,
             verdict: f.string("verdict")?,
-            status: i32::try_from(f.int("status")?).map_err(|_| "`status` is out of range")?,
+            status: f.int_in("status")?,
             run_id: f.opt_string("run_id"),
             latency_ms: f.opt_float("latency_ms"),
             detail: f.opt_string("detail"),

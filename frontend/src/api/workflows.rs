@@ -221,7 +221,7 @@ impl FromJson for Version {
     fn from_json(value: &Value) -> Result<Self, String> {
         let f = Fields::of(value)?;
         Ok(Version {
-            version: i32::try_from(f.int("version")?).map_err(|_| "`version` is out of range")?,
+            version: f.int_in("version")?,
             created_at: f.string("created_at")?,
             definition: f.opt_value("definition"),
         })
