@@ -50,10 +50,10 @@ impl<T: Send + Sync + 'static> Copy for Fetch<T> {}
 /// A load in flight: its answer's `store` step comes out at the end.
 type Load = LocalBoxFuture<'static, Box<dyn FnOnce()>>;
 
-/// The loads of one [`Fetch`]: a load's answer is kept only if no newer
-/// load started meanwhile.
+/// The loads of one [`Fetch`] (or of one signal, [`Generations::load`]): a
+/// load's answer is kept only if no newer load started meanwhile.
 #[derive(Clone, Default)]
-struct Generations(Rc<Cell<u64>>);
+pub struct Generations(Rc<Cell<u64>>);
 
 impl Generations {
     /// Runs `store(answer)` for `fut`'s answer unless superseded. Not
@@ -68,6 +68,24 @@ impl Generations {
                 store();
             }
         });
+    }
+
+    /// Runs `call` and stores its answer in `into` (unless the page is gone
+    /// or a newer load of these generations started meanwhile).
+    pub fn load<T: Send + Sync + 'static>(
+        &self,
+        into: Loaded<T>,
+        call: impl Future<Output = Result<T, Error>> + 'static,
+    ) {
+        self.drive(
+            async move {
+                let answer = call.await;
+                Box::new(move || {
+                    let _ = into.try_set(Some(answer));
+                }) as Box<dyn FnOnce()>
+            }
+            .boxed_local(),
+        );
     }
 }
 

@@ -17,7 +17,7 @@ use crate::api::workflows::{self, Workflow};
 use crate::components::chart::{RatePoint, latency_bar, rate_chart};
 use crate::components::status::{error_html, loading_html};
 use crate::format::{self, html};
-use crate::load::{Loaded, load};
+use crate::load::{Generations, Loaded, load};
 use crate::project::with_project;
 
 /// Rows shown in the latency and failure lists.
@@ -49,17 +49,10 @@ fn Dashboard(project: Project) -> impl IntoView {
     // Reloads in place: the figures shown stay until the new ones are in,
     // and an answer is dropped when a newer load started meanwhile (the
     // window may have changed).
-    let generation = StoredValue::new(0_u64);
+    let loads = StoredValue::new_local(Generations::default());
     let reload = move || {
-        let mine = generation.get_value().wrapping_add(1);
-        generation.set_value(mine);
-        let answer = metrics::fetch(pid.get_value(), window.get_untracked());
-        leptos::task::spawn_local(async move {
-            let answer = answer.await;
-            if generation.try_get_value() == Some(mine) {
-                let _ = data.try_set(Some(answer));
-            }
-        });
+        let call = metrics::fetch(pid.get_value(), window.get_untracked());
+        loads.with_value(|loads| loads.load(data, call));
     };
     let fetch = move || {
         data.set(None);
