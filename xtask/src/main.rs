@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  dev     build the SPA and run MeshHook (all roles, private PostgreSQL unless DATABASE_URL is set)\n  test    fmt check, clippy -D warnings, wasm build, all tests incl. browser tests\n  dist    release binary with the SPA embedded\n  bench   meshhook bench ... in release mode (queue)"
+                "usage: cargo xtask <command>\n\n  dev     build the SPA and run MeshHook (all roles, private PostgreSQL unless DATABASE_URL is set)\n  test    fmt check, clippy -D warnings, wasm build, all tests incl. browser tests\n  dist    release binary with the SPA embedded\n  bench   meshhook bench ... in release mode (queue, engine, ingest)"
             );
             return ExitCode::from(2);
         }

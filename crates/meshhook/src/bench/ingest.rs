@@ -37,6 +37,15 @@ pub struct Args {
     /// Seconds for the commit-ceiling measurement.
     #[arg(long, default_value_t = 5)]
     ceiling_seconds: u64,
+    /// No HTTP: store batches of `--batch` deliveries with the group
+    /// committer's statement from as many writers as it has slots, to
+    /// show what the database side alone reaches (the upper bound of the
+    /// full benchmark).
+    #[arg(long)]
+    store_only: bool,
+    /// Deliveries per batch statement with `--store-only`.
+    #[arg(long, default_value_t = 12)]
+    batch: usize,
 }
 
 pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
@@ -64,7 +73,7 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         .mac_key(&secret)
         .context("the generated secret is valid")?;
     let token = format!("wh_bench_{}", Uuid::new_v4().simple());
-    {
+    let ids = {
         let mut tx = pool.begin().await?;
         let project = meshhook_db::workflows::create_project(&mut tx, "bench-ingest").await?;
         let wf =
@@ -89,6 +98,19 @@ pub async fn run(args: Args, cfg: &Config) -> anyhow::Result<()> {
         };
         meshhook_db::webhooks::insert(&mut tx, id, project, wf, &token, &fields).await?;
         tx.commit().await?;
+        Ids {
+            project,
+            workflow: wf,
+            webhook: id,
+        }
+    };
+    if args.store_only {
+        let result = store_only(&pool, &args, ids).await;
+        pool.close().await;
+        if let Some(mut cluster) = db.cluster {
+            tokio::task::spawn_blocking(move || cluster.stop()).await??;
+        }
+        return result;
     }
 
     let mut settings = cfg.api_settings();
@@ -263,4 +285,126 @@ fn request(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+}
+
+/// The benchmark's project, workflow and webhook.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    project: Uuid,
+    workflow: Uuid,
+    webhook: Uuid,
+}
+
+/// `--store-only`: the group committer's statement
+/// ([`meshhook_db::ingest::start_webhook_runs`]) with batches of
+/// `--batch` deliveries shaped like the HTTP run's (trigger with body,
+/// headers and query; a dedupe key; an accepted delivery-log row), from as
+/// many writers as the committer has slots, back to back for `--seconds`.
+async fn store_only(pool: &meshhook_db::PgPool, args: &Args, ids: Ids) -> anyhow::Result<()> {
+    use meshhook_db::ingest::{NewWebhookRun, start_webhook_runs};
+    use meshhook_db::webhooks::NewDelivery;
+
+    let writers = meshhook_api::hooks::batch::Options::from_env().in_flight;
+    let batch = args.batch.max(1);
+    println!(
+        "bench ingest --store-only: {writers} writers, {batch} deliveries per statement, {} s",
+        args.seconds
+    );
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut stored, mut statements, mut n) = (0u64, 0u64, 0u64);
+            while Instant::now() < deadline {
+                let now = Utc::now();
+                let mut triggers = Vec::with_capacity(batch);
+                let mut keys = Vec::with_capacity(batch);
+                let mut logs = Vec::with_capacity(batch);
+                for _ in 0..batch {
+                    n += 1;
+                    let msg = format!("msg_{w}_{n}");
+                    let body = json!({"client": w, "n": n, "items": [1, 2, 3]});
+                    triggers.push(json!({
+                        "body": body,
+                        "headers": {
+                            "host": "bench",
+                            "content-type": "application/json",
+                            "content-length": body.to_string().len().to_string(),
+                            "webhook-id": msg,
+                            "webhook-timestamp": now.timestamp().to_string(),
+                        },
+                        "query": {},
+                    }));
+                    keys.push(format!("webhook-id:{msg}"));
+                    logs.push(NewDelivery {
+                        webhook_id: ids.webhook,
+                        project_id: ids.project,
+                        received_at: now,
+                        verdict: "accepted",
+                        status_code: 202,
+                        run_id: None,
+                        dedupe_key: Some(format!("webhook-id:{msg}")),
+                        detail: None,
+                        latency_ms: 0.1,
+                        remote_addr: Some("127.0.0.1".into()),
+                    });
+                }
+                let runs: Vec<NewWebhookRun<'_>> = triggers
+                    .iter()
+                    .zip(&keys)
+                    .zip(&logs)
+                    .map(|((trigger, key), delivery)| NewWebhookRun {
+                        id: Uuid::now_v7(),
+                        project_id: ids.project,
+                        workflow_id: ids.workflow,
+                        webhook_id: ids.webhook,
+                        trigger,
+                        key: Some(key),
+                        delivery: Some(delivery),
+                    })
+                    .collect();
+                start_webhook_runs(&pool, &runs, &[], now).await?;
+                stored += batch as u64;
+                statements += 1;
+            }
+            Ok::<_, anyhow::Error>((stored, statements))
+        }));
+    }
+    let (mut stored, mut statements) = (0u64, 0u64);
+    for t in tasks {
+        let (s, n) = t.await??;
+        stored += s;
+        statements += n;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let per_s = stored as f64 / elapsed;
+    let runs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM meshhook.runs WHERE webhook_id = $1 AND trigger->'body' ? 'client'",
+    )
+    .bind(ids.webhook)
+    .fetch_one(pool)
+    .await?;
+    anyhow::ensure!(
+        runs as u64 == stored,
+        "{runs} runs for {stored} stored deliveries"
+    );
+    println!(
+        "store only:   {per_s:>10.0} deliveries/s  ({stored} in {statements} statements, {:.2} ms each)",
+        elapsed * 1000.0 * writers as f64 / statements.max(1) as f64
+    );
+    let ceiling = super::ceiling::report(pool, args.concurrency, args.ceiling_seconds).await?;
+    println!(
+        "{}",
+        json!({
+            "bench": "ingest_store_only",
+            "batch": batch,
+            "writers": writers,
+            "deliveries_per_s": per_s.round(),
+            "ceiling_commits_per_s": ceiling.round(),
+            "ratio": (per_s / ceiling * 100.0).round() / 100.0,
+        })
+    );
+    Ok(())
 }
