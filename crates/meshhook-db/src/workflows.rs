@@ -53,6 +53,41 @@ pub async fn publish(
     workflow_id: Uuid,
     published_by: Option<Uuid>,
 ) -> Result<(Uuid, i32)> {
+    let p = publish_draft(conn, workflow_id, published_by).await?;
+    Ok((p.id, p.version))
+}
+
+/// Locks the workflow's row for the rest of the transaction (as
+/// [`publish_draft`] does), so the draft read next is the one published:
+/// a concurrent save waits. False if the row is not there (or not
+/// writable in the caller's session).
+pub async fn lock(conn: &mut PgConnection, workflow_id: Uuid) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar::<_, i32>("SELECT 1 FROM meshhook.workflows WHERE id = $1 FOR UPDATE")
+            .bind(workflow_id)
+            .fetch_optional(conn)
+            .await?
+            .is_some(),
+    )
+}
+
+/// What [`publish_draft`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub id: Uuid,
+    pub version: i32,
+    /// A new version was made (false: the draft equals an existing one).
+    pub created: bool,
+}
+
+/// [`publish`], telling whether this call made the version. Decided under
+/// the workflow's row lock, so of two concurrent publishes of one draft
+/// exactly one reports `created`.
+pub async fn publish_draft(
+    conn: &mut PgConnection,
+    workflow_id: Uuid,
+    published_by: Option<Uuid>,
+) -> Result<Published> {
     // Serialise publishers of one workflow on its row.
     let (project_id, definition): (Uuid, Value) = sqlx::query_as(
         "SELECT project_id, definition FROM meshhook.workflows WHERE id = $1 FOR UPDATE",
@@ -69,9 +104,13 @@ pub async fn publish(
     .fetch_optional(&mut *conn)
     .await?
     {
-        return Ok(existing);
+        return Ok(Published {
+            id: existing.0,
+            version: existing.1,
+            created: false,
+        });
     }
-    Ok(sqlx::query_as(
+    let (id, version): (Uuid, i32) = sqlx::query_as(
         "INSERT INTO meshhook.workflow_versions (workflow_id, project_id, version, definition, content_hash, published_by)
          SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5 FROM meshhook.workflow_versions WHERE workflow_id = $1
          RETURNING id, version",
@@ -82,7 +121,12 @@ pub async fn publish(
     .bind(&hash)
     .bind(published_by)
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok(Published {
+        id,
+        version,
+        created: true,
+    })
 }
 
 // Tenant-scoped queries: the API runs these inside the caller's RLS

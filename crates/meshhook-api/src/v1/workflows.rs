@@ -369,16 +369,24 @@ async fn publish(
 ) -> Result<(StatusCode, Json<VersionOut>), Error> {
     let user = caller.user_id();
     let mut s = Session::begin(&ctx, caller, client).await?;
+    load(&mut s, id, Role::Editor).await?;
+    // Validate the draft that will be published: under the row lock a
+    // concurrent save waits until this publish commits.
+    if !workflows::lock(s.conn(), id).await? {
+        return Err(Error::not_found("workflow"));
+    }
     let w = load(&mut s, id, Role::Editor).await?;
     if let Err(found) = meshhook_core::validate::validate(&w.definition) {
         return Err(invalid_definition(issues(found)));
     }
-    let before = w.latest_version;
-    let (version_id, number) = workflows::publish(s.conn(), id, user).await?;
+    let workflows::Published {
+        id: version_id,
+        version: number,
+        created,
+    } = workflows::publish_draft(s.conn(), id, user).await?;
     let version = workflows::version_by_id(s.conn(), version_id)
         .await?
         .ok_or_else(|| Error::internal("a published version vanished"))?;
-    let created = before.is_none_or(|b| number > b);
     if created {
         s.audit(
             Some(w.project_id),

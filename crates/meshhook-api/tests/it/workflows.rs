@@ -239,6 +239,48 @@ async fn draft_validate_publish_versions_restore() {
 }
 
 #[tokio::test]
+async fn concurrent_publishes_of_one_draft_make_one_version_and_one_says_created() {
+    let app = App::spawn().await;
+    let u = app.user("pub-race").await;
+    let pid = app.project(&u, "P").await;
+    let wid = app.workflow(&u, pid, simple_definition()).await;
+    let path = format!("/api/v1/workflows/{wid}/publish");
+
+    let answers =
+        futures::future::join_all((0..8).map(|_| app.post(&path, &u.token, json!({})))).await;
+    for a in &answers {
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        assert_eq!(a.body["version"], 1, "{}", a.text);
+        assert_eq!(a.body["id"], answers[0].body["id"], "{}", a.text);
+    }
+    let created = answers.iter().filter(|a| a.body["created"] == true).count();
+    assert_eq!(created, 1, "exactly one publish made the version");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.body["created"] == false)
+            .count(),
+        7
+    );
+    let versions = app
+        .get(&format!("/api/v1/workflows/{wid}/versions"), &u.token)
+        .await;
+    assert_eq!(
+        versions.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        versions.text
+    );
+    // One audit entry for the one version.
+    let log = app
+        .get(&format!("/api/v1/projects/{pid}/audit-log"), &u.token)
+        .await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.text);
+    let publishes = log.text.matches("workflow.publish").count();
+    assert_eq!(publishes, 1, "{}", log.text);
+}
+
+#[tokio::test]
 async fn node_types_and_transform_preview() {
     let app = App::spawn().await;
     let u = app.user("nt").await;
