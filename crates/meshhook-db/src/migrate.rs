@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_metrics_views"),
     migration!(14, "0014_retention"),
     migration!(15, "0015_alerts"),
+    migration!(16, "0016_deleted_runs_events"),
 ];
 
 /// Advisory-lock key shared by every MeshHook migrator ("meshmigr").

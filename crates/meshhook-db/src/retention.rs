@@ -9,7 +9,9 @@
 //! is done with ([`drop_expired_event_partitions`]: the cheap path once a
 //! month has fully expired), and deletes old dead-lettered queue messages
 //! (`queue_dead_letter_retention_days`; the queue archive's partitions are
-//! dropped by [`crate::partitions::maintain`]).
+//! dropped by [`crate::partitions::maintain`]). It also deletes the events
+//! of runs that went with their workflow or project (their ids wait in
+//! `deleted_runs`, migration 0016).
 //!
 //! Unfinished runs (queued, running, waiting on a delay) are never pruned,
 //! whatever their age, nor a partition holding one of their events. Only
@@ -145,6 +147,28 @@ async fn prune_locked(pool: &PgPool, opts: Options) -> Result<Report> {
             if i64::try_from(n).unwrap_or(i64::MAX) < batch {
                 break;
             }
+        }
+    }
+
+    // Events of runs deleted with their workflow or project (migration
+    // 0016 records their ids).
+    loop {
+        let (runs, events): (i64, i64) = sqlx::query_as(
+            "WITH batch AS (
+                 SELECT run_id FROM meshhook.deleted_runs ORDER BY deleted_at LIMIT $1
+             ), ev AS (
+                 DELETE FROM meshhook.events WHERE run_id IN (SELECT run_id FROM batch) RETURNING 1
+             ), done AS (
+                 DELETE FROM meshhook.deleted_runs WHERE run_id IN (SELECT run_id FROM batch) RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM ev)",
+        )
+        .bind(batch)
+        .fetch_one(pool)
+        .await?;
+        report.events += u64::try_from(events).unwrap_or(0);
+        if runs < batch {
+            break;
         }
     }
 

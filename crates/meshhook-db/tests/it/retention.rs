@@ -204,3 +204,78 @@ async fn only_one_pruner_runs_at_a_time() {
         .unwrap();
     assert!(report.ran);
 }
+
+#[tokio::test]
+async fn events_of_runs_deleted_with_their_workflow_or_project_go_with_the_next_pass() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let mut conn = pool.acquire().await.unwrap();
+    let def = json!({"nodes": [{"id": "t", "type": "terminate", "config": {"status": "succeeded"}}], "edges": []});
+    let project = meshhook_db::workflows::create_project(&mut conn, "p")
+        .await
+        .unwrap();
+    let doomed = meshhook_db::workflows::create(&mut conn, project, "doomed", &def)
+        .await
+        .unwrap();
+    let kept = meshhook_db::workflows::create(&mut conn, project, "kept", &def)
+        .await
+        .unwrap();
+    let other = meshhook_db::workflows::create_project(&mut conn, "other")
+        .await
+        .unwrap();
+    let other_wf = meshhook_db::workflows::create(&mut conn, other, "w", &def)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().to_rfc3339();
+    // Recent and unfinished runs too: retention would keep them, the
+    // delete does not.
+    let gone_a = run(pool, project, doomed, "succeeded", 0, &now).await;
+    let gone_b = run(pool, project, doomed, "running", 0, &now).await;
+    let stays = run(pool, project, kept, "succeeded", 0, &now).await;
+    let gone_c = run(pool, other, other_wf, "waiting", 0, &now).await;
+
+    sqlx::query("DELETE FROM meshhook.workflows WHERE id = $1")
+        .bind(doomed)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM meshhook.projects WHERE id = $1")
+        .bind(other)
+        .execute(pool)
+        .await
+        .unwrap();
+    // The delete took the runs at once; their events wait for the pass.
+    for id in [gone_a, gone_b, gone_c] {
+        assert_eq!(exists(pool, id).await, (false, 2));
+    }
+    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM meshhook.deleted_runs")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 3);
+
+    // Batches of two: the loop has to come back for the third.
+    let report = retention::prune(
+        pool,
+        Options {
+            batch: 2,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.ran);
+    assert_eq!((report.runs, report.events), (0, 6), "{report:?}");
+    for id in [gone_a, gone_b, gone_c] {
+        assert_eq!(exists(pool, id).await, (false, 0));
+    }
+    assert_eq!(exists(pool, stays).await, (true, 2));
+    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM meshhook.deleted_runs")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0);
+    // Nothing left to do.
+    let again = retention::prune(pool, Options::default()).await.unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
