@@ -9,11 +9,22 @@ use std::time::Duration;
 use meshhook_system_tests::{Process, TestDb};
 use serde_json::Value;
 
-/// Runs `meshhook bench <args>` to completion and returns its output and
-/// the parsed last line.
+/// A second of load on a few connections, a second of ceiling.
+const BRIEF: [&str; 6] = [
+    "--concurrency",
+    "4",
+    "--seconds",
+    "1",
+    "--ceiling-seconds",
+    "1",
+];
+
+/// Runs `meshhook bench ingest <args> <BRIEF>` to completion and returns
+/// its output and the parsed last line.
 async fn bench(db: &TestDb, args: &[&str]) -> (String, Value) {
-    let mut argv = vec!["bench"];
+    let mut argv = vec!["bench", "ingest"];
     argv.extend_from_slice(args);
+    argv.extend_from_slice(&BRIEF);
     let mut p = Process::start(&argv, &[("DATABASE_URL", &db.url)]).unwrap();
     let status = p.wait_exit(Duration::from_secs(120)).await.unwrap();
     let out = p.output();
@@ -36,19 +47,7 @@ fn num(v: &Value, key: &str) -> f64 {
 #[tokio::test]
 async fn ingest_prints_accepted_rate_latency_and_ceiling_as_json() {
     let db = TestDb::new().await;
-    let (out, j) = bench(
-        &db,
-        &[
-            "ingest",
-            "--concurrency",
-            "4",
-            "--seconds",
-            "1",
-            "--ceiling-seconds",
-            "1",
-        ],
-    )
-    .await;
+    let (out, j) = bench(&db, &[]).await;
     assert_eq!(j["bench"], "ingest", "{out}");
     let (accepted, ceiling) = (num(&j, "accepted_per_s"), num(&j, "ceiling_commits_per_s"));
     assert!(accepted > 0.0 && ceiling > 0.0, "{out}");
@@ -80,22 +79,7 @@ async fn ingest_prints_accepted_rate_latency_and_ceiling_as_json() {
 #[tokio::test]
 async fn ingest_store_only_prints_the_database_side_alone() {
     let db = TestDb::new().await;
-    let (out, j) = bench(
-        &db,
-        &[
-            "ingest",
-            "--store-only",
-            "--batch",
-            "8",
-            "--concurrency",
-            "4",
-            "--seconds",
-            "1",
-            "--ceiling-seconds",
-            "1",
-        ],
-    )
-    .await;
+    let (out, j) = bench(&db, &["--store-only", "--batch", "8"]).await;
     assert_eq!(j["bench"], "ingest_store_only", "{out}");
     assert_eq!(j["batch"], 8, "{out}");
     assert_eq!(
