@@ -179,8 +179,18 @@ fn invalid_definition(errors: Vec<FieldError>) -> Error {
 
 /// Loads a workflow the caller may act on with `min`, or 404/403.
 async fn load(s: &mut Session, id: Uuid, min: Role) -> Result<workflows::Workflow, Error> {
+    authorize(s, id, min).await?;
+    read(s, id).await
+}
+
+/// 404 unless the workflow is visible, 403 unless the caller has `min`.
+async fn authorize(s: &mut Session, id: Uuid, min: Role) -> Result<(), Error> {
     let project = workflows::project_of(s.conn(), id).await?;
     s.require_on(project, min, "workflow").await?;
+    Ok(())
+}
+
+async fn read(s: &mut Session, id: Uuid) -> Result<workflows::Workflow, Error> {
     workflows::get(s.conn(), id)
         .await?
         .ok_or_else(|| Error::not_found("workflow"))
@@ -369,13 +379,13 @@ async fn publish(
 ) -> Result<(StatusCode, Json<VersionOut>), Error> {
     let user = caller.user_id();
     let mut s = Session::begin(&ctx, caller, client).await?;
-    load(&mut s, id, Role::Editor).await?;
+    authorize(&mut s, id, Role::Editor).await?;
     // Validate the draft that will be published: under the row lock a
     // concurrent save waits until this publish commits.
     if !workflows::lock(s.conn(), id).await? {
         return Err(Error::not_found("workflow"));
     }
-    let w = load(&mut s, id, Role::Editor).await?;
+    let w = read(&mut s, id).await?;
     if let Err(found) = meshhook_core::validate::validate(&w.definition) {
         return Err(invalid_definition(issues(found)));
     }
